@@ -1,0 +1,76 @@
+package aipimage
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Conditions a caller acts on. Every error returned by this package that
+// concerns a file is a *FileError or a *ChainError and matches one of these
+// with errors.Is.
+var (
+	// ErrIncomplete: the file ends before its trailer, or its header is not
+	// written yet: typically a copy still in progress. Try again later.
+	ErrIncomplete = errors.New("aipimage: image file incomplete")
+	// ErrCorrupt: a checksum or a structural check failed in a complete file.
+	ErrCorrupt = errors.New("aipimage: image file corrupt")
+	// ErrNotImage: the file does not start with the image magic.
+	ErrNotImage = errors.New("aipimage: not an image file")
+	// ErrUnsupported: a valid file uses a version or feature this reader lacks.
+	ErrUnsupported = errors.New("aipimage: unsupported image feature")
+	// ErrPassphraseRequired: the file is encrypted and no passphrase was given.
+	ErrPassphraseRequired = errors.New("aipimage: image encrypted, passphrase required")
+	// ErrWrongPassphrase: the passphrase does not unlock the file.
+	ErrWrongPassphrase = errors.New("aipimage: wrong passphrase")
+
+	// ErrNoFullImage: no complete full image was found.
+	ErrNoFullImage = errors.New("aipimage: no full image in set")
+	// ErrMissingParent: a point's parent is not among the files.
+	ErrMissingParent = errors.New("aipimage: parent point missing")
+	// ErrForkedChain: two points claim the same parent, or one point is
+	// present twice.
+	ErrForkedChain = errors.New("aipimage: forked chain")
+	// ErrWrongSet: a file belongs to another image set.
+	ErrWrongSet = errors.New("aipimage: file belongs to another set")
+	// ErrSequenceGap: a point's sequence number does not follow its parent's.
+	ErrSequenceGap = errors.New("aipimage: gap in sequence numbers")
+	// ErrDiskMismatch: a point describes other disks than its parent.
+	ErrDiskMismatch = errors.New("aipimage: disks differ from parent point")
+
+	// ErrInvalidInput: the caller's arguments are not usable (writer side).
+	ErrInvalidInput = errors.New("aipimage: invalid input")
+)
+
+// FileError reports a problem in one image file.
+type FileError struct {
+	File string
+	Err  error
+}
+
+func (e *FileError) Error() string { return e.File + ": " + e.Err.Error() }
+func (e *FileError) Unwrap() error { return e.Err }
+
+// ChainError reports a problem in how the files of a set link together.
+// Err is one of the chain sentinels (ErrMissingParent, ErrForkedChain, …).
+type ChainError struct {
+	Err    error
+	File   string
+	Detail string
+}
+
+func (e *ChainError) Error() string {
+	return fmt.Sprintf("%v: %s: %s", e.Err, e.File, e.Detail)
+}
+func (e *ChainError) Unwrap() error { return e.Err }
+
+func corruptf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
+}
+
+func incompletef(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrIncomplete}, args...)...)
+}
+
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidInput}, args...)...)
+}

@@ -1,0 +1,153 @@
+package aipimage
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"time"
+)
+
+// Firmware is the boot firmware of the imaged machine.
+type Firmware string
+
+const (
+	FirmwareUnknown Firmware = ""
+	FirmwareBIOS    Firmware = "bios"
+	FirmwareUEFI    Firmware = "uefi"
+)
+
+// Machine describes the computer an image set was taken from.
+type Machine struct {
+	Hostname string   `json:"hostname"`
+	OSHint   string   `json:"osHint,omitempty"` // free text from the backup agent, e.g. "Windows Server 2019"
+	Firmware Firmware `json:"firmware,omitempty"`
+}
+
+// DiskInfo describes one disk of the machine. Size is a multiple of
+// SectorSize; SectorSize is 512 or 4096.
+type DiskInfo struct {
+	Size       int64  `json:"size"`
+	SectorSize int    `json:"sectorSize"`
+	Label      string `json:"label,omitempty"` // e.g. the disk's model or the agent's name for it
+}
+
+// PointInfo is what one image file says about itself: which set, which
+// point, which parent, and the machine with its disks.
+type PointInfo struct {
+	SetID     string     `json:"setId"`
+	PointID   string     `json:"pointId"`
+	ParentID  string     `json:"parentId,omitempty"` // empty for the full image
+	Sequence  int        `json:"sequence"`           // 0 for the full image, parent's + 1 otherwise
+	Time      time.Time  `json:"time"`
+	Machine   Machine    `json:"machine"`
+	Disks     []DiskInfo `json:"disks"`
+	BlockSize int        `json:"blockSize"`
+	// Encryption is set when the blocks are encrypted.
+	Encryption *Encryption `json:"encryption,omitempty"`
+
+	// File is the path the point was read from or written to; not stored.
+	File string `json:"-"`
+}
+
+// Full reports whether the point is a full image (the root of its chain).
+func (p PointInfo) Full() bool { return p.ParentID == "" }
+
+// Encryption holds the key-derivation parameters of an encrypted file. The
+// passphrase is stretched with scrypt(N, R, P) over Salt into a set key;
+// each file's block key is derived from the set key and the point id.
+type Encryption struct {
+	KDF      string `json:"kdf"` // "scrypt"
+	Salt     []byte `json:"salt"`
+	N        int    `json:"n"`
+	R        int    `json:"r"`
+	P        int    `json:"p"`
+	KeyCheck []byte `json:"keyCheck"` // proves a derived key right without touching data
+}
+
+// Limits that bound what a reader allocates for a header it cannot trust.
+const (
+	maxDisks      = 64
+	maxDiskSize   = 1 << 50 // 1 PiB
+	minBlockSize  = 4 << 10
+	maxBlockSize  = 4 << 20
+	maxMetaLength = 1 << 20
+
+	// DefaultBlockSize is the block size used when WriterOptions leaves it zero.
+	DefaultBlockSize = 64 << 10
+)
+
+func (p *PointInfo) validate() error {
+	if !validID(p.SetID) || !validID(p.PointID) {
+		return fmt.Errorf("set id %q or point id %q is not a 32-digit hex id", p.SetID, p.PointID)
+	}
+	if p.ParentID != "" && !validID(p.ParentID) {
+		return fmt.Errorf("parent id %q is not a 32-digit hex id", p.ParentID)
+	}
+	if p.Full() != (p.Sequence == 0) {
+		return fmt.Errorf("sequence %d does not fit parent id %q", p.Sequence, p.ParentID)
+	}
+	if p.Sequence < 0 {
+		return fmt.Errorf("negative sequence %d", p.Sequence)
+	}
+	if p.BlockSize < minBlockSize || p.BlockSize > maxBlockSize || p.BlockSize&(p.BlockSize-1) != 0 {
+		return fmt.Errorf("block size %d is not a power of two in [%d, %d]", p.BlockSize, minBlockSize, maxBlockSize)
+	}
+	if len(p.Disks) == 0 || len(p.Disks) > maxDisks {
+		return fmt.Errorf("%d disks, want 1 to %d", len(p.Disks), maxDisks)
+	}
+	for i, d := range p.Disks {
+		if d.SectorSize != 512 && d.SectorSize != 4096 {
+			return fmt.Errorf("disk %d: sector size %d, want 512 or 4096", i, d.SectorSize)
+		}
+		if d.Size <= 0 || d.Size > maxDiskSize || d.Size%int64(d.SectorSize) != 0 {
+			return fmt.Errorf("disk %d: size %d is not a positive multiple of %d up to 1 PiB", i, d.Size, d.SectorSize)
+		}
+	}
+	if e := p.Encryption; e != nil {
+		if e.KDF != "scrypt" {
+			return fmt.Errorf("%w: key derivation %q", ErrUnsupported, e.KDF)
+		}
+		if len(e.Salt) < 16 || len(e.Salt) > 64 || len(e.KeyCheck) != 32 {
+			return fmt.Errorf("encryption salt or key check has a bad length")
+		}
+		if e.N < 2 || e.N > 1<<18 || e.N&(e.N-1) != 0 || e.R != 8 || e.P < 1 || e.P > 4 {
+			return fmt.Errorf("scrypt parameters N=%d r=%d p=%d out of range", e.N, e.R, e.P)
+		}
+	}
+	return nil
+}
+
+func (p *PointInfo) blocks(disk int) int64 {
+	bs := int64(p.BlockSize)
+	return (p.Disks[disk].Size + bs - 1) / bs
+}
+
+// blockLen is the number of bytes of block b of disk d: the last block of a
+// disk may be short.
+func (p *PointInfo) blockLen(disk int, b int64) int {
+	bs := int64(p.BlockSize)
+	return int(min(bs, p.Disks[disk].Size-b*bs))
+}
+
+// NewID returns a random 128-bit id in the 32-hex-digit form used for set
+// and point ids.
+func NewID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func validID(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
+func idBytes(s string) []byte {
+	b, _ := hex.DecodeString(s)
+	return b
+}

@@ -1,0 +1,152 @@
+package aipimage
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/standbykit/standbykit/internal/extent"
+)
+
+// DiskSource is the content of one disk to write.
+type DiskSource struct {
+	// Info describes the disk (full images only: incrementals take the
+	// parent's disks).
+	Info DiskInfo
+	// Content is the disk's content at the new point; it must be readable
+	// over the disk's whole size.
+	Content io.ReaderAt
+	// Changed lists the byte ranges that changed since the parent point,
+	// in any order (incrementals only). They are widened to whole blocks,
+	// and every block they touch is stored.
+	Changed []Extent
+	// Previous is the parent point's content of this disk, used to find
+	// the changed blocks by comparison when Changed is nil.
+	Previous io.ReaderAt
+}
+
+// WriteFull writes a full image of machine's disks to path, skipping
+// blocks that are all zero, and returns its point.
+func WriteFull(ctx context.Context, path string, machine Machine, disks []DiskSource, opts *WriterOptions) (PointInfo, error) {
+	infos := make([]DiskInfo, len(disks))
+	for i, d := range disks {
+		infos[i] = d.Info
+	}
+	w, err := NewFullWriter(path, machine, infos, opts)
+	if err != nil {
+		return PointInfo{}, err
+	}
+	return writeDisks(ctx, w, disks, opts, func(d int, src DiskSource) (*extent.Set, error) {
+		return extent.Of(extent.Extent{Off: 0, Len: w.info.Disks[d].Size}), nil
+	})
+}
+
+// WriteIncremental writes an incremental image on top of parent to path,
+// storing the blocks that changed, and returns its point. disks must match
+// the parent's disks one for one.
+func WriteIncremental(ctx context.Context, path string, parent PointInfo, disks []DiskSource, opts *WriterOptions) (PointInfo, error) {
+	if len(disks) != len(parent.Disks) {
+		return PointInfo{}, invalidf("%d disk sources for a parent with %d disks", len(disks), len(parent.Disks))
+	}
+	for i, d := range disks {
+		if d.Changed == nil && d.Previous == nil {
+			return PointInfo{}, invalidf("disk %d: neither Changed nor Previous given", i)
+		}
+	}
+	w, err := NewIncrementalWriter(path, parent, opts)
+	if err != nil {
+		return PointInfo{}, err
+	}
+	return writeDisks(ctx, w, disks, opts, func(d int, src DiskSource) (*extent.Set, error) {
+		size := w.info.Disks[d].Size
+		if src.Changed == nil {
+			return extent.Of(extent.Extent{Off: 0, Len: size}), nil
+		}
+		var s extent.Set
+		for _, e := range src.Changed {
+			if e.Off < 0 || e.Len < 0 || e.Off+e.Len > size {
+				return nil, invalidf("disk %d: changed range [%d,+%d) outside the disk of %d bytes", d, e.Off, e.Len, size)
+			}
+			s.Add(e.Off, e.Len)
+		}
+		return s.AlignOut(int64(w.info.BlockSize)).Clip(0, size), nil
+	})
+}
+
+// writeDisks feeds the blocks of every disk inside ranges(d) to w and
+// closes it. When a block's previous content is known and equal, it is
+// skipped.
+func writeDisks(ctx context.Context, w *Writer, disks []DiskSource, opts *WriterOptions,
+	ranges func(int, DiskSource) (*extent.Set, error)) (PointInfo, error) {
+	var progress func(WriteProgress)
+	if opts != nil {
+		progress = opts.Progress
+	}
+	bs := int64(w.info.BlockSize)
+	buf := make([]byte, bs)
+	var prev []byte
+	for d, src := range disks {
+		if src.Content == nil {
+			w.Abort()
+			return PointInfo{}, invalidf("disk %d: no content", d)
+		}
+		set, err := ranges(d, src)
+		if err != nil {
+			w.Abort()
+			return PointInfo{}, err
+		}
+		compare := !w.full && src.Changed == nil
+		if compare && prev == nil {
+			prev = make([]byte, bs)
+		}
+		total, done := set.Bytes(), int64(0)
+		for _, e := range set.All() {
+			for b := e.Off / bs; b*bs < e.End(); b++ {
+				if err := ctx.Err(); err != nil {
+					w.Abort()
+					return PointInfo{}, err
+				}
+				n := w.info.blockLen(d, b)
+				if err := readFull(src.Content, buf[:n], b*bs); err != nil {
+					w.Abort()
+					return PointInfo{}, fmt.Errorf("disk %d: reading content at %d: %w", d, b*bs, err)
+				}
+				same := false
+				if compare {
+					if err := readFull(src.Previous, prev[:n], b*bs); err != nil {
+						w.Abort()
+						return PointInfo{}, fmt.Errorf("disk %d: reading previous content at %d: %w", d, b*bs, err)
+					}
+					same = string(prev[:n]) == string(buf[:n])
+				}
+				if !same {
+					if err := w.WriteBlock(d, b, buf[:n]); err != nil {
+						w.Abort()
+						return PointInfo{}, err
+					}
+				}
+				done += int64(n)
+				if progress != nil && (done%(64*bs) == 0 || done == total) {
+					progress(WriteProgress{Disk: d, Done: done, Total: total})
+				}
+			}
+		}
+	}
+	if err := w.Close(); err != nil {
+		return PointInfo{}, err
+	}
+	return w.Info(), nil
+}
+
+// readFull reads exactly len(p) bytes at off; io.EOF after a full read is
+// success, a short read is io.ErrUnexpectedEOF.
+func readFull(r io.ReaderAt, p []byte, off int64) error {
+	n, err := r.ReadAt(p, off)
+	if n == len(p) {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
