@@ -1,0 +1,5 @@
+//go:build !race
+
+package aipimage
+
+const raceEnabled = false
