@@ -37,6 +37,39 @@ type chainReader struct {
 	disk    int
 	info    *PointInfo
 	workers int
+	partial blockCache
+}
+
+// blockCache keeps the last few blocks decoded for reads smaller than a
+// block, so that a caller reading 4 KiB at a time (a filesystem parser, or
+// io.Copy's 32 KiB) decodes each block once, not once per read.
+type blockCache struct {
+	mu    sync.Mutex
+	valid [8]bool
+	block [8]int64
+	data  [8][]byte
+	next  int
+}
+
+func (c *blockCache) get(b int64, start int, dst []byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.block {
+		if c.valid[i] && c.block[i] == b {
+			copy(dst, c.data[i][start:])
+			return true
+		}
+	}
+	return false
+}
+
+func (c *blockCache) put(b int64, data []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i := c.next
+	c.next = (c.next + 1) % len(c.block)
+	c.valid[i], c.block[i] = true, b
+	c.data[i] = append(c.data[i][:0], data...)
 }
 
 // layerCursor remembers the index page last used in one layer during one
@@ -79,6 +112,11 @@ func (c *chainReader) ReadAt(p []byte, off int64) (int, error) {
 		pos := off + int64(n)
 		b, start := pos/bs, int(pos%bs)
 		chunk := min(c.info.blockLen(c.disk, b)-start, len(p)-n)
+		dst := p[n : n+chunk]
+		if chunk < c.info.blockLen(c.disk, b) && c.partial.get(b, start, dst) {
+			n += chunk
+			continue
+		}
 		layer, e, err := c.find(curs, b)
 		if err != nil {
 			return 0, err
@@ -86,7 +124,7 @@ func (c *chainReader) ReadAt(p []byte, off int64) (int, error) {
 		if layer == nil {
 			e = indexEntry{block: b, flags: flagZero}
 		}
-		steps = append(steps, step{dst: p[n : n+chunk], start: start, layer: layer, entry: e})
+		steps = append(steps, step{dst: dst, start: start, layer: layer, entry: e})
 		n += chunk
 	}
 	// Blocks stored back to back in one file are fetched with one read
@@ -188,6 +226,7 @@ func (c *chainReader) readRun(run []step) (err error) {
 		}
 		if len(s.dst) != blen {
 			copy(s.dst, whole[s.start:])
+			c.partial.put(s.entry.block, dst)
 		}
 	}
 	return nil

@@ -224,3 +224,31 @@ func TestWriterLeavesNothingOnFailure(t *testing.T) {
 type errReader struct{ err error }
 
 func (e errReader) ReadAt([]byte, int64) (int, error) { return 0, e.err }
+
+// TestSmallReads reads every point in odd-sized small requests, the way a
+// filesystem parser or io.Copy does, which exercises the partial-block
+// cache across block and layer boundaries.
+func TestSmallReads(t *testing.T) {
+	dir := t.TempDir()
+	points := writeChain(t, dir, 77, 4, nil)
+	set, err := OpenDir(dir, nil)
+	require.NoError(t, err)
+	defer set.Close()
+	for k, want := range points {
+		p, err := set.Point(k)
+		require.NoError(t, err)
+		disk, err := p.Disk(0)
+		require.NoError(t, err)
+		got := make([]byte, 0, len(want[0]))
+		buf := make([]byte, 4096+7)
+		for {
+			n, err := disk.Read(buf)
+			got = append(got, buf[:n]...)
+			if err == io.EOF {
+				break
+			}
+			require.NoError(t, err)
+		}
+		require.True(t, bytes.Equal(want[0], got), "point %d", k)
+	}
+}

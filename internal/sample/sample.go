@@ -1,0 +1,150 @@
+// Package sample builds small, realistic image sets for demos and tests: a
+// disk with an MBR partition table and a partition of mixed data, a full
+// image, and incrementals that change scattered regions of it.
+package sample
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/standbykit/standbykit/aipimage"
+)
+
+// Options shapes the sample. Zero values give a 64 MiB disk and 6
+// incrementals.
+type Options struct {
+	DiskSize     int64 // bytes, a multiple of 1 MiB
+	Incrementals int
+	Seed         uint64
+	Start        time.Time // time of the full image; each point is a day later
+	Passphrase   []byte
+	// KeepContent keeps every point's disk content in Set.Disks (memory:
+	// DiskSize per point); otherwise only digests are kept.
+	KeepContent bool
+}
+
+// Set is a written sample: its folder and, per point, what the image chain
+// must reproduce.
+type Set struct {
+	Dir     string
+	Points  []aipimage.PointInfo
+	Digests [][sha256.Size]byte // SHA-256 of disk 0 at point k
+	Disks   [][]byte            // disk 0's content at point k, with KeepContent
+}
+
+func (s *Set) record(opts Options, info aipimage.PointInfo, disk []byte) {
+	s.Points = append(s.Points, info)
+	s.Digests = append(s.Digests, sha256.Sum256(disk))
+	if opts.KeepContent {
+		s.Disks = append(s.Disks, bytes.Clone(disk))
+	}
+}
+
+// Write creates the sample image set in dir.
+func Write(ctx context.Context, dir string, opts Options) (*Set, error) {
+	if opts.DiskSize == 0 {
+		opts.DiskSize = 64 << 20
+	}
+	if opts.DiskSize%(1<<20) != 0 || opts.DiskSize < 2<<20 {
+		return nil, fmt.Errorf("sample: disk size %d is not a multiple of 1 MiB of at least 2 MiB", opts.DiskSize)
+	}
+	if opts.Incrementals == 0 {
+		opts.Incrementals = 6
+	}
+	if opts.Start.IsZero() {
+		opts.Start = time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	r := rand.New(rand.NewPCG(opts.Seed, 0x5eed))
+	disk := make([]byte, opts.DiskSize)
+	writeMBR(disk)
+	// The partition starts at 1 MiB; fill 60% of it, leave the rest free.
+	part := disk[1<<20:]
+	fill(r, part[:len(part)*6/10])
+
+	machine := aipimage.Machine{Hostname: "sample-web01", OSHint: "Linux (sample data)", Firmware: aipimage.FirmwareBIOS}
+	wopts := &aipimage.WriterOptions{Passphrase: opts.Passphrase, ScryptN: 1 << 12, Time: opts.Start, SetID: aipimage.NewID()}
+	path := filepath.Join(dir, aipimage.FileName(aipimage.PointInfo{SetID: wopts.SetID, Machine: machine}))
+	info, err := aipimage.WriteFull(ctx, path, machine, []aipimage.DiskSource{{
+		Info:    aipimage.DiskInfo{Size: opts.DiskSize, SectorSize: 512, Label: "sample disk"},
+		Content: bytes.NewReader(disk),
+	}}, wopts)
+	if err != nil {
+		return nil, err
+	}
+	s := &Set{Dir: dir}
+	s.record(opts, info, disk)
+	for k := 1; k <= opts.Incrementals; k++ {
+		changed := mutate(r, disk)
+		wopts.Time = opts.Start.Add(time.Duration(k) * 24 * time.Hour)
+		next := info
+		next.Sequence = k
+		info, err = aipimage.WriteIncremental(ctx, filepath.Join(dir, aipimage.FileName(next)), info,
+			[]aipimage.DiskSource{{Content: bytes.NewReader(disk), Changed: changed}}, wopts)
+		if err != nil {
+			return nil, err
+		}
+		s.record(opts, info, disk)
+	}
+	return s, nil
+}
+
+// writeMBR writes a DOS partition table with one Linux partition from
+// 1 MiB to the end of the disk.
+func writeMBR(disk []byte) {
+	binary.LittleEndian.PutUint32(disk[440:], 0x5354424b) // disk signature
+	e := disk[446:462]
+	e[0] = 0x80 // active
+	e[4] = 0x83 // Linux
+	first := uint32(2048)
+	binary.LittleEndian.PutUint32(e[8:], first)
+	binary.LittleEndian.PutUint32(e[12:], uint32(len(disk)/512)-first)
+	e[1], e[2], e[3] = 0xfe, 0xff, 0xff // CHS: beyond 8 GB convention
+	e[5], e[6], e[7] = 0xfe, 0xff, 0xff
+	disk[510], disk[511] = 0x55, 0xaa
+}
+
+// fill writes file-system-like content: text, binary, and zero runs.
+func fill(r *rand.Rand, p []byte) {
+	words := []string{"server ", "backup ", "config ", "log: ok\n", "0x00ff ", "user=", "standby "}
+	for i := 0; i < len(p); {
+		n := min(len(p)-i, 4096*(1+r.IntN(16)))
+		switch r.IntN(4) {
+		case 0:
+			clear(p[i : i+n])
+		case 1:
+			for j := i; j < i+n; j++ {
+				p[j] = byte(r.Uint32())
+			}
+		default:
+			for j := i; j < i+n; {
+				j += copy(p[j:i+n], words[r.IntN(len(words))])
+			}
+		}
+		i += n
+	}
+}
+
+// mutate changes 1-3% of the partition in scattered runs, as a day of use
+// does, and returns the changed ranges.
+func mutate(r *rand.Rand, disk []byte) []aipimage.Extent {
+	var changed []aipimage.Extent
+	budget := int64(len(disk)) / 100 * int64(1+r.IntN(3))
+	for budget > 0 {
+		n := min(budget, 4096*(1+r.Int64N(32)))
+		off := 1<<20 + r.Int64N(int64(len(disk))-1<<20-n)/4096*4096
+		fill(r, disk[off:off+n])
+		changed = append(changed, aipimage.Extent{Off: off, Len: n})
+		budget -= n
+	}
+	return changed
+}
