@@ -184,8 +184,6 @@ func checkChanged(t *testing.T, p Point, d int, points []snapshot, k int) {
 	}
 }
 
-func (e Extent) End() int64 { return e.Off + e.Len }
-
 func TestFullImageSkipsZeroBlocks(t *testing.T) {
 	dir := t.TempDir()
 	disk := make([]byte, 1<<20)

@@ -21,6 +21,9 @@ type Extent struct {
 	Off, Len int64
 }
 
+// End returns the first offset past the extent.
+func (e Extent) End() int64 { return e.Off + e.Len }
+
 func fromSet(s *extent.Set) []Extent {
 	out := make([]Extent, 0, s.Len())
 	for _, e := range s.All() {

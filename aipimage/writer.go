@@ -3,9 +3,11 @@ package aipimage
 import (
 	"bufio"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -165,6 +167,9 @@ func newWriter(path string, info PointInfo, parentEnc *Encryption, opts *WriterO
 		return nil, invalidf("%s already exists", path)
 	}
 	f, err := os.OpenFile(w.tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		return nil, invalidf("%s exists: another writer is at work on %s, or one crashed (then remove it)", w.tmp, path)
+	}
 	if err != nil {
 		return nil, err
 	}
