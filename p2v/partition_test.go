@@ -149,4 +149,6 @@ func seedDisks(tb testing.TB) [][]byte {
 	return [][]byte{mbr, []byte(fmt.Sprint("short"))}
 }
 
-func putLE32(b []byte, v uint32) { b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24) }
+func putLE32(b []byte, v uint32) {
+	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+}
