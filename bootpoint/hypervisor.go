@@ -24,6 +24,8 @@ type Hypervisor interface {
 	CreateStandby(ctx context.Context, spec VMSpec, bases []File) (VM, error)
 	// FindVM returns the VM of that name, or ErrNotFound.
 	FindVM(ctx context.Context, name string) (VM, error)
+	// DestroyVM deletes a powered-off VM and its files.
+	DestroyVM(ctx context.Context, vm VM) error
 	// LeafDescriptor returns the file name and content of disk d's
 	// current leaf descriptor: the parent of the next delta.
 	LeafDescriptor(ctx context.Context, vm VM, disk int) (name string, content []byte, err error)
@@ -39,8 +41,9 @@ type Hypervisor interface {
 	Revert(ctx context.Context, vm VM, s Snapshot) error
 	// SetPower powers the VM on or off.
 	SetPower(ctx context.Context, vm VM, on bool) error
-	// DiskChain returns the files of disk d's chain at snapshot s, leaf
-	// first, each openable for reading: what verification reads back.
+	// DiskChain returns every file of disk d's chain at snapshot s
+	// (descriptors and extents, the leaf's descriptor first), each
+	// openable for reading: what verification reads back.
 	DiskChain(ctx context.Context, vm VM, s Snapshot, disk int) ([]RemoteFile, error)
 }
 

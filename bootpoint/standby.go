@@ -1,0 +1,425 @@
+package bootpoint
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/standbykit/standbykit/aipimage"
+	"github.com/standbykit/standbykit/p2v"
+)
+
+// DiskFormat writes the files of boot-point disks and reads chains back.
+// Package vmdk provides the ESXi formats (streamOptimized base, vmfsSparse
+// deltas).
+type DiskFormat interface {
+	// Grain is the unit deltas are aligned to.
+	Grain() int64
+	// Base returns the file that imports as disk d of a new VM, holding
+	// delta's bytes (its extents are where the data is; the rest is zero).
+	Base(ctx context.Context, vmName string, delta Delta) (File, error)
+	// Delta returns the descriptor and extent that put delta on top of the
+	// parent (the current leaf, by file name and descriptor content).
+	Delta(ctx context.Context, parentName string, parentDescriptor []byte, delta Delta) (DiskDelta, error)
+	// OpenChain reads a disk chain back (files leaf first) as the content
+	// of the leaf, of size bytes.
+	OpenChain(ctx context.Context, files []RemoteFile, size int64) (io.ReaderAt, io.Closer, error)
+}
+
+// Inspector decides the P2V plan of a point. It must be deterministic: the
+// plan of a point is recomputed to undo its patches in the next boot point.
+type Inspector interface {
+	Inspect(ctx context.Context, p aipimage.Point) (*p2v.Plan, error)
+}
+
+// NoP2V is the Inspector that changes nothing.
+type NoP2V struct{}
+
+// Inspect returns an empty plan.
+func (NoP2V) Inspect(context.Context, aipimage.Point) (*p2v.Plan, error) { return &p2v.Plan{}, nil }
+
+// Standby keeps one standby VM up to date from one image set.
+type Standby struct {
+	Hypervisor Hypervisor
+	Format     DiskFormat
+	// Inspector plans P2V fixups; nil means NoP2V.
+	Inspector Inspector
+	// VM is the template of the VM to create: name, CPUs, memory, network.
+	// Firmware, guest and controller come from the first point's plan
+	// where the template leaves them empty.
+	VM VMSpec
+	// MaxBootPoints caps the boot points kept; beyond it the oldest are
+	// consolidated. 0 means 30, ESXi's snapshot depth limit.
+	MaxBootPoints int
+	// Library is recorded in every boot point's metadata.
+	Library string
+	Logger  *slog.Logger
+	// Progress, when set, hears about each step.
+	Progress func(Event)
+}
+
+// Event reports progress of a Standby operation.
+type Event struct {
+	Sequence int
+	Step     string // "inspect", "base", "delta", "upload", "snapshot", "verify", "done"
+	Bytes    int64  // bytes written into deltas for this boot point so far
+}
+
+// BootPoint is a snapshot StandbyKit made, with its metadata.
+type BootPoint struct {
+	Snapshot Snapshot
+	Meta     Metadata
+}
+
+// Result describes one boot point added.
+type Result struct {
+	BootPoint BootPoint
+	Bytes     int64 // delta bytes written (all disks)
+	Duration  time.Duration
+}
+
+// ErrChainMismatch reports boot points that do not belong to the set, or a
+// set that no longer contains a boot point's point.
+var ErrChainMismatch = errors.New("bootpoint: VM boot points do not match the image set")
+
+func (s *Standby) inspector() Inspector {
+	if s.Inspector == nil {
+		return NoP2V{}
+	}
+	return s.Inspector
+}
+
+func (s *Standby) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
+
+func (s *Standby) emit(e Event) {
+	if s.Progress != nil {
+		s.Progress(e)
+	}
+}
+
+// BootPoints lists the VM's boot points, oldest first; ErrNotFound when
+// the VM does not exist. Snapshots StandbyKit did not take are skipped.
+func (s *Standby) BootPoints(ctx context.Context) (VM, []BootPoint, error) {
+	vm, err := s.Hypervisor.FindVM(ctx, s.VM.Name)
+	if err != nil {
+		return VM{}, nil, err
+	}
+	snaps, err := s.Hypervisor.Snapshots(ctx, vm)
+	if err != nil {
+		return vm, nil, err
+	}
+	var out []BootPoint
+	for _, sn := range snaps {
+		m, err := ParseMetadata(sn.Description)
+		if err != nil {
+			continue
+		}
+		out = append(out, BootPoint{Snapshot: sn, Meta: m})
+	}
+	return vm, out, nil
+}
+
+// Sync adds one boot point for every point of set newer than the VM's
+// newest boot point, creating the VM from the first point if needed.
+func (s *Standby) Sync(ctx context.Context, set aipimage.Set) ([]Result, error) {
+	var results []Result
+	for {
+		_, bps, err := s.BootPoints(ctx)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return results, err
+		}
+		next := 0
+		if len(bps) > 0 {
+			k, err := indexOf(set, bps[len(bps)-1].Meta)
+			if err != nil {
+				return results, err
+			}
+			next = k + 1
+		}
+		if next >= len(set.Points()) {
+			return results, nil
+		}
+		r, err := s.Add(ctx, set, next)
+		if err != nil {
+			return results, err
+		}
+		results = append(results, r)
+	}
+}
+
+// indexOf finds the point a boot point was made from.
+func indexOf(set aipimage.Set, m Metadata) (int, error) {
+	for k, p := range set.Points() {
+		if p.PointID == m.PointID {
+			if p.SetID != m.SetID {
+				break
+			}
+			return k, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: boot point %d (point %s of set %s) is not in the image set", ErrChainMismatch, m.Sequence, m.PointID, m.SetID)
+}
+
+// Add makes a boot point for point k on top of the VM's newest boot point
+// (which must be of an earlier point of the same set): one boot point may
+// cover several increments. Without a VM, k must be... any point: the VM
+// is created with point k's content as its base.
+func (s *Standby) Add(ctx context.Context, set aipimage.Set, k int) (Result, error) {
+	start := time.Now()
+	point, err := set.Point(k)
+	if err != nil {
+		return Result{}, err
+	}
+	info := point.Info()
+	s.emit(Event{Sequence: info.Sequence, Step: "inspect"})
+	plan, err := s.inspector().Inspect(ctx, point)
+	if err != nil {
+		return Result{}, fmt.Errorf("inspecting point %d: %w", info.Sequence, err)
+	}
+	meta := Metadata{SetID: info.SetID, PointID: info.PointID, Sequence: info.Sequence, PointTime: info.Time,
+		PatchDigest: plan.Digest(), Library: s.Library}
+	name := SnapshotName(info.Sequence, info.Time)
+
+	vm, bps, err := s.BootPoints(ctx)
+	if errors.Is(err, ErrNotFound) {
+		return s.create(ctx, point, plan, meta, name, start)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	if len(bps) == 0 {
+		return Result{}, fmt.Errorf("%w: VM %s exists but has no boot point (not made by StandbyKit, or its creation was interrupted: delete it)", ErrChainMismatch, s.VM.Name)
+	}
+	last := bps[len(bps)-1].Meta
+	lastK, err := indexOf(set, last)
+	if err != nil {
+		return Result{}, err
+	}
+	if lastK >= k {
+		return Result{}, fmt.Errorf("%w: newest boot point is of point %d, not older than %d", ErrChainMismatch, last.Sequence, info.Sequence)
+	}
+	lastPoint, err := set.Point(lastK)
+	if err != nil {
+		return Result{}, err
+	}
+	prevPlan, err := s.inspector().Inspect(ctx, lastPoint)
+	if err != nil {
+		return Result{}, fmt.Errorf("inspecting point %d again: %w", last.Sequence, err)
+	}
+	if prevPlan.Digest() != last.PatchDigest {
+		return Result{}, fmt.Errorf("%w: the plan of point %d is not the one its boot point was made with", ErrChainMismatch, last.Sequence)
+	}
+	var deltas []DiskDelta
+	var written int64
+	for d := range info.Disks {
+		changed, err := ChangedSince(set, lastK, k, d)
+		if err != nil {
+			return Result{}, err
+		}
+		delta, err := PlanDelta(point, d, changed, prevPlan, plan, s.Format.Grain())
+		if err != nil {
+			return Result{}, err
+		}
+		parentName, parentDesc, err := s.Hypervisor.LeafDescriptor(ctx, vm, d)
+		if err != nil {
+			return Result{}, err
+		}
+		s.emit(Event{Sequence: info.Sequence, Step: "delta", Bytes: written})
+		dd, err := s.Format.Delta(ctx, parentName, parentDesc, delta)
+		if err != nil {
+			return Result{}, err
+		}
+		deltas = append(deltas, dd)
+		written += delta.Bytes()
+	}
+	s.emit(Event{Sequence: info.Sequence, Step: "snapshot", Bytes: written})
+	snap, err := s.Hypervisor.AddBootPoint(ctx, vm, deltas, name, meta.Description())
+	if err != nil {
+		return Result{}, err
+	}
+	s.logger().Info("boot point added", "vm", vm.Name, "sequence", info.Sequence, "bytes", written)
+	if err := s.prune(ctx, vm); err != nil {
+		return Result{}, fmt.Errorf("boot point %d added, but consolidating old ones failed: %w", info.Sequence, err)
+	}
+	s.emit(Event{Sequence: info.Sequence, Step: "done", Bytes: written})
+	return Result{BootPoint: BootPoint{Snapshot: snap, Meta: meta}, Bytes: written, Duration: time.Since(start)}, nil
+}
+
+// create makes the VM with point's content as its base and snapshots it as
+// the first boot point.
+func (s *Standby) create(ctx context.Context, point aipimage.Point, plan *p2v.Plan, meta Metadata, name string, start time.Time) (Result, error) {
+	info := point.Info()
+	spec := s.VM
+	if spec.Firmware == "" {
+		spec.Firmware = plan.Firmware
+		if spec.Firmware == "" && info.Machine.Firmware == aipimage.FirmwareUEFI {
+			spec.Firmware = p2v.FirmwareEFI
+		}
+	}
+	if spec.GuestID == "" {
+		spec.GuestID = plan.GuestID
+	}
+	if spec.Controller == "" {
+		spec.Controller = plan.Controller
+	}
+	spec.DiskSizes = nil
+	var bases []File
+	var written int64
+	for d, disk := range info.Disks {
+		spec.DiskSizes = append(spec.DiskSizes, disk.Size)
+		changed, err := point.Changed(d)
+		if err != nil {
+			return Result{}, err
+		}
+		delta, err := PlanDelta(point, d, changed, nil, plan, s.Format.Grain())
+		if err != nil {
+			return Result{}, err
+		}
+		s.emit(Event{Sequence: info.Sequence, Step: "base", Bytes: written})
+		f, err := s.Format.Base(ctx, spec.Name, delta)
+		if err != nil {
+			return Result{}, err
+		}
+		bases = append(bases, f)
+		written += delta.Bytes()
+	}
+	vm, err := s.Hypervisor.CreateStandby(ctx, spec, bases)
+	if err != nil {
+		return Result{}, err
+	}
+	s.emit(Event{Sequence: info.Sequence, Step: "snapshot", Bytes: written})
+	snap, err := s.Hypervisor.AddBootPoint(ctx, vm, nil, name, meta.Description())
+	if err != nil {
+		// A VM without its first boot point is of no use and would block
+		// the retry: remove it.
+		if derr := s.Hypervisor.DestroyVM(context.WithoutCancel(ctx), vm); derr != nil {
+			return Result{}, errors.Join(err, fmt.Errorf("removing the half-created VM: %w", derr))
+		}
+		return Result{}, err
+	}
+	s.logger().Info("standby VM created", "vm", vm.Name, "sequence", info.Sequence, "bytes", written)
+	s.emit(Event{Sequence: info.Sequence, Step: "done", Bytes: written})
+	return Result{BootPoint: BootPoint{Snapshot: snap, Meta: meta}, Bytes: written, Duration: time.Since(start)}, nil
+}
+
+// DefaultMaxBootPoints is ESXi's snapshot chain depth limit.
+const DefaultMaxBootPoints = 30
+
+func (s *Standby) prune(ctx context.Context, vm VM) error {
+	limit := s.MaxBootPoints
+	if limit <= 0 || limit > DefaultMaxBootPoints {
+		limit = DefaultMaxBootPoints
+	}
+	_, bps, err := s.BootPoints(ctx)
+	if err != nil {
+		return err
+	}
+	for len(bps) > limit {
+		oldest := bps[0]
+		if err := s.Hypervisor.RemoveSnapshot(ctx, vm, oldest.Snapshot); err != nil {
+			return err
+		}
+		s.logger().Info("oldest boot point consolidated", "vm", vm.Name, "sequence", oldest.Meta.Sequence)
+		bps = bps[1:]
+	}
+	return nil
+}
+
+// MismatchError reports a boot point whose disk differs from its point.
+type MismatchError struct {
+	Sequence int
+	Disk     int
+	Offset   int64 // first differing byte
+}
+
+func (e *MismatchError) Error() string {
+	return fmt.Sprintf("bootpoint: boot point %d disk %d differs from point ⊕ patches at byte %d", e.Sequence, e.Disk, e.Offset)
+}
+
+// Verify reads every disk of boot point bp back from the hypervisor and
+// compares it with its point ⊕ patches. A difference is a *MismatchError.
+func (s *Standby) Verify(ctx context.Context, set aipimage.Set, bp BootPoint) error {
+	vm, err := s.Hypervisor.FindVM(ctx, s.VM.Name)
+	if err != nil {
+		return err
+	}
+	k, err := indexOf(set, bp.Meta)
+	if err != nil {
+		return err
+	}
+	point, err := set.Point(k)
+	if err != nil {
+		return err
+	}
+	plan, err := s.inspector().Inspect(ctx, point)
+	if err != nil {
+		return err
+	}
+	s.emit(Event{Sequence: bp.Meta.Sequence, Step: "verify"})
+	for d, disk := range point.Info().Disks {
+		files, err := s.Hypervisor.DiskChain(ctx, vm, bp.Snapshot, d)
+		if err != nil {
+			return err
+		}
+		got, closer, err := s.Format.OpenChain(ctx, files, disk.Size)
+		if err != nil {
+			return err
+		}
+		src, err := point.Disk(d)
+		if err != nil {
+			closer.Close()
+			return err
+		}
+		want, err := p2v.NewOverlay(src, plan, d)
+		if err != nil {
+			closer.Close()
+			return err
+		}
+		off, err := firstDifference(ctx, got, want, disk.Size)
+		closer.Close()
+		if err != nil {
+			return err
+		}
+		if off >= 0 {
+			return &MismatchError{Sequence: bp.Meta.Sequence, Disk: d, Offset: off}
+		}
+	}
+	return nil
+}
+
+// firstDifference compares two readers over size bytes and returns the
+// first differing offset, or -1.
+func firstDifference(ctx context.Context, a, b io.ReaderAt, size int64) (int64, error) {
+	const chunk = 1 << 20
+	ba, bb := make([]byte, chunk), make([]byte, chunk)
+	for off := int64(0); off < size; off += chunk {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		n := int(min(chunk, size-off))
+		if _, err := a.ReadAt(ba[:n], off); err != nil && !(errors.Is(err, io.EOF) && off+int64(n) == size) {
+			return 0, fmt.Errorf("reading boot point disk at %d: %w", off, err)
+		}
+		if _, err := b.ReadAt(bb[:n], off); err != nil && !(errors.Is(err, io.EOF) && off+int64(n) == size) {
+			return 0, fmt.Errorf("reading image point at %d: %w", off, err)
+		}
+		if bytes.Equal(ba[:n], bb[:n]) {
+			continue
+		}
+		for i := range n {
+			if ba[i] != bb[i] {
+				return off + int64(i), nil
+			}
+		}
+	}
+	return -1, nil
+}
