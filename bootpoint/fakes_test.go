@@ -10,6 +10,7 @@ import (
 	"maps"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +22,11 @@ type memHypervisor struct {
 	fail func(step string) error
 	now  time.Time
 	ids  int
+	// slow, when set, makes AddBootPoint take that long, and inFlight and
+	// maxInFlight count the boot points being added at once.
+	slow        time.Duration
+	inFlight    atomic.Int32
+	maxInFlight atomic.Int32
 }
 
 type memVM struct {
@@ -118,6 +124,15 @@ func (h *memHypervisor) LeafDescriptor(ctx context.Context, v VM, disk int) (str
 }
 
 func (h *memHypervisor) AddBootPoint(ctx context.Context, v VM, deltas []DiskDelta, name, description string) (Snapshot, error) {
+	n := h.inFlight.Add(1)
+	defer h.inFlight.Add(-1)
+	for {
+		m := h.maxInFlight.Load()
+		if n <= m || h.maxInFlight.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	time.Sleep(h.slow)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	vm, err := h.vm(v)

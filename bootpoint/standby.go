@@ -191,7 +191,7 @@ func (s *Standby) Add(ctx context.Context, set aipimage.Set, k int) (Result, err
 
 	vm, bps, err := s.BootPoints(ctx)
 	if errors.Is(err, ErrNotFound) {
-		return s.create(ctx, point, plan, meta, name, start)
+		return s.create(ctx, set, k, plan, meta, name, start)
 	}
 	if err != nil {
 		return Result{}, err
@@ -254,9 +254,13 @@ func (s *Standby) Add(ctx context.Context, set aipimage.Set, k int) (Result, err
 	return Result{BootPoint: BootPoint{Snapshot: snap, Meta: meta}, Bytes: written, Duration: time.Since(start)}, nil
 }
 
-// create makes the VM with point's content as its base and snapshots it as
-// the first boot point.
-func (s *Standby) create(ctx context.Context, point aipimage.Point, plan *p2v.Plan, meta Metadata, name string, start time.Time) (Result, error) {
+// create makes the VM with point k's content as its base and snapshots it
+// as the first boot point.
+func (s *Standby) create(ctx context.Context, set aipimage.Set, k int, plan *p2v.Plan, meta Metadata, name string, start time.Time) (Result, error) {
+	point, err := set.Point(k)
+	if err != nil {
+		return Result{}, err
+	}
 	info := point.Info()
 	spec := s.VM
 	if spec.Firmware == "" {
@@ -276,7 +280,8 @@ func (s *Standby) create(ctx context.Context, point aipimage.Point, plan *p2v.Pl
 	var written int64
 	for d, disk := range info.Disks {
 		spec.DiskSizes = append(spec.DiskSizes, disk.Size)
-		changed, err := point.Changed(d)
+		// Everything any point up to k wrote: the data of point k.
+		changed, err := ChangedSince(set, -1, k, d)
 		if err != nil {
 			return Result{}, err
 		}

@@ -179,3 +179,15 @@ func TestMetadataRoundTrip(t *testing.T) {
 	_, err = ParseMetadata("taken by hand before patching")
 	require.ErrorIs(t, err, ErrNotBootPoint)
 }
+
+// A VM created from a later point holds everything the chain wrote up to
+// it, not just that point's changes.
+func TestCreateFromLaterPoint(t *testing.T) {
+	set := newSample(t, 6)
+	s := &Standby{Hypervisor: newMemHypervisor(), Format: &rawFormat{grain: 64 << 10}, Inspector: movingPatches{}, VM: VMSpec{Name: "v"}}
+	_, err := s.Add(context.Background(), set, 4)
+	require.NoError(t, err)
+	_, err = s.Add(context.Background(), set, 6)
+	require.NoError(t, err)
+	require.Len(t, verifyAll(t, s, set), 2)
+}

@@ -148,3 +148,45 @@ func mutate(r *rand.Rand, disk []byte) []aipimage.Extent {
 	}
 	return changed
 }
+
+// Extend appends n incrementals to the sample set in dir, as new backups
+// arriving later would, and returns the new points.
+func Extend(ctx context.Context, dir string, n int, seed uint64, passphrase []byte) ([]aipimage.PointInfo, error) {
+	set, err := aipimage.OpenDir(dir, &aipimage.OpenOptions{Passphrase: passphrase})
+	if err != nil {
+		return nil, err
+	}
+	points := set.Points()
+	info := points[len(points)-1]
+	p, err := set.Point(len(points) - 1)
+	if err != nil {
+		set.Close()
+		return nil, err
+	}
+	src, err := p.Disk(0)
+	if err != nil {
+		set.Close()
+		return nil, err
+	}
+	disk := make([]byte, src.Size())
+	_, err = src.ReadAt(disk, 0)
+	set.Close()
+	if err != nil {
+		return nil, err
+	}
+	r := rand.New(rand.NewPCG(seed, uint64(info.Sequence)))
+	var out []aipimage.PointInfo
+	for range n {
+		changed := mutate(r, disk)
+		next := info
+		next.Sequence++
+		info, err = aipimage.WriteIncremental(ctx, filepath.Join(dir, aipimage.FileName(next)), info,
+			[]aipimage.DiskSource{{Content: bytes.NewReader(disk), Changed: changed}},
+			&aipimage.WriterOptions{Passphrase: passphrase, Time: info.Time.Add(24 * time.Hour)})
+		if err != nil {
+			return out, err
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}

@@ -1,0 +1,290 @@
+package bootpoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/standbykit/standbykit/aipimage"
+)
+
+// Task binds an image set to a standby VM.
+type Task struct {
+	Name string
+	// Images is the folder of the image set (possibly a replica still
+	// arriving).
+	Images string
+	// Host names the hypervisor host, for the per-host limit.
+	Host    string
+	Trigger Trigger
+	// Standby holds the hypervisor, disk format, inspector and VM template.
+	Standby *Standby
+	// Passphrase unlocks an encrypted image set.
+	Passphrase []byte
+}
+
+// Manager runs many tasks: on each Tick it reconciles its state with the
+// hypervisors, decides which tasks are due, and runs them concurrently
+// within a per-host and a global limit.
+type Manager struct {
+	Tasks     []*Task
+	StatePath string
+	// PerHost bounds tasks running at once on one host; 0 means 2.
+	PerHost int
+	// Global bounds tasks running at once overall; 0 means 4.
+	Global int
+	// Now is the clock; nil means time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+
+	mu    sync.Mutex
+	state *State
+	hosts map[string]*semaphore.Weighted
+}
+
+func (m *Manager) now() time.Time {
+	if m.Now == nil {
+		return time.Now()
+	}
+	return m.Now()
+}
+
+func (m *Manager) logger() *slog.Logger {
+	if m.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return m.Logger
+}
+
+func (m *Manager) task(name string) (*Task, error) {
+	for _, t := range m.Tasks {
+		if t.Name == name {
+			return t, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: task %q", ErrNotFound, name)
+}
+
+// load reads the state file once.
+func (m *Manager) load() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.state != nil {
+		return nil
+	}
+	st, err := LoadState(m.StatePath)
+	if err != nil {
+		return err
+	}
+	m.state = st
+	return nil
+}
+
+// update changes a task's state under the lock and saves the file.
+func (m *Manager) update(name string, f func(*TaskState)) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f(m.state.task(name))
+	if err := m.state.Save(m.StatePath); err != nil {
+		m.logger().Error("saving state", "path", m.StatePath, "err", err)
+		return err
+	}
+	return nil
+}
+
+// Status returns a copy of every task's state.
+func (m *Manager) Status() (map[string]TaskState, error) {
+	if err := m.load(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]TaskState{}
+	for _, t := range m.Tasks {
+		out[t.Name] = *m.state.task(t.Name)
+	}
+	return out, nil
+}
+
+// SetPaused pauses or resumes a task.
+func (m *Manager) SetPaused(name string, paused bool) error {
+	if _, err := m.task(name); err != nil {
+		return err
+	}
+	if err := m.load(); err != nil {
+		return err
+	}
+	return m.update(name, func(s *TaskState) { s.Paused = paused })
+}
+
+// TaskResult is what one task did in a Tick.
+type TaskResult struct {
+	Task    string
+	Ran     bool
+	Results []Result
+	Err     error
+}
+
+// Tick runs one scheduling pass. It returns one result per task; a task's
+// failure is in its result and never stops the others.
+func (m *Manager) Tick(ctx context.Context) ([]TaskResult, error) {
+	return m.tick(ctx, "")
+}
+
+// RunNow makes a boot point for a task's newest point now, whatever its
+// trigger says (if it has points without a boot point).
+func (m *Manager) RunNow(ctx context.Context, name string) (TaskResult, error) {
+	if _, err := m.task(name); err != nil {
+		return TaskResult{}, err
+	}
+	res, err := m.tick(ctx, name)
+	if err != nil {
+		return TaskResult{}, err
+	}
+	for _, r := range res {
+		if r.Task == name {
+			return r, r.Err
+		}
+	}
+	return TaskResult{Task: name}, nil
+}
+
+func (m *Manager) sems(host string) (*semaphore.Weighted, *semaphore.Weighted) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.hosts == nil {
+		m.hosts = map[string]*semaphore.Weighted{}
+		global := m.Global
+		if global <= 0 {
+			global = 4
+		}
+		m.hosts["\x00global"] = semaphore.NewWeighted(int64(global))
+	}
+	s, ok := m.hosts[host]
+	if !ok {
+		per := m.PerHost
+		if per <= 0 {
+			per = 2
+		}
+		s = semaphore.NewWeighted(int64(per))
+		m.hosts[host] = s
+	}
+	return s, m.hosts["\x00global"]
+}
+
+func (m *Manager) tick(ctx context.Context, force string) ([]TaskResult, error) {
+	if err := m.load(); err != nil {
+		return nil, err
+	}
+	results := make([]TaskResult, len(m.Tasks))
+	var g errgroup.Group
+	for i, t := range m.Tasks {
+		results[i].Task = t.Name
+		g.Go(func() error {
+			results[i] = m.runTask(ctx, t, force == t.Name)
+			return nil
+		})
+	}
+	g.Wait()
+	return results, nil
+}
+
+// runTask reconciles one task and, if due, adds a boot point for its
+// newest complete point.
+func (m *Manager) runTask(ctx context.Context, t *Task, force bool) TaskResult {
+	res := TaskResult{Task: t.Name}
+	set, err := aipimage.OpenDir(t.Images, &aipimage.OpenOptions{Passphrase: t.Passphrase})
+	if err != nil {
+		res.Err = err
+		m.update(t.Name, func(s *TaskState) { s.LastError = err.Error() })
+		return res
+	}
+	defer set.Close()
+	waiting, last, count, err := reconcile(ctx, t.Standby, set)
+	if err != nil {
+		res.Err = err
+		m.update(t.Name, func(s *TaskState) { s.LastError = err.Error() })
+		return res
+	}
+	var st TaskState
+	m.update(t.Name, func(s *TaskState) {
+		s.Waiting, s.Pending, s.BootPoints = waiting, len(set.Pending()), count
+		if last != nil {
+			s.LastSequence, s.LastPointID = last.Sequence, last.PointID
+		} else {
+			s.LastSequence, s.LastPointID = -1, ""
+		}
+		st = *s
+	})
+	if st.Paused && !force {
+		return res
+	}
+	if !force && !t.Trigger.Due(m.now(), st.LastRun, waiting) || waiting == 0 {
+		return res
+	}
+
+	hostSem, globalSem := m.sems(t.Host)
+	if err := hostSem.Acquire(ctx, 1); err != nil {
+		res.Err = err
+		return res
+	}
+	defer hostSem.Release(1)
+	if err := globalSem.Acquire(ctx, 1); err != nil {
+		res.Err = err
+		return res
+	}
+	defer globalSem.Release(1)
+
+	res.Ran = true
+	newest := len(set.Points()) - 1
+	r, err := t.Standby.Add(ctx, set, newest)
+	now := m.now()
+	m.update(t.Name, func(s *TaskState) {
+		s.LastRun = now
+		if err != nil {
+			s.LastError = err.Error()
+			return
+		}
+		s.LastError = ""
+		s.LastSequence, s.LastPointID = r.BootPoint.Meta.Sequence, r.BootPoint.Meta.PointID
+		s.LastBytes, s.LastDuration = r.Bytes, r.Duration
+		s.Waiting = 0
+		if _, bps, berr := t.Standby.BootPoints(ctx); berr == nil {
+			s.BootPoints = len(bps)
+		}
+	})
+	if err != nil {
+		res.Err = err
+		m.logger().Warn("task failed", "task", t.Name, "err", err)
+		return res
+	}
+	res.Results = append(res.Results, r)
+	return res
+}
+
+// reconcile reads the task's boot points from the hypervisor (the source
+// of truth) and counts the complete points that have none yet.
+func reconcile(ctx context.Context, s *Standby, set aipimage.Set) (waiting int, last *Metadata, count int, err error) {
+	_, bps, err := s.BootPoints(ctx)
+	if errors.Is(err, ErrNotFound) {
+		return len(set.Points()), nil, 0, nil
+	}
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	if len(bps) == 0 {
+		return len(set.Points()), nil, 0, nil
+	}
+	m := bps[len(bps)-1].Meta
+	k, err := indexOf(set, m)
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	return len(set.Points()) - 1 - k, &m, len(bps), nil
+}
