@@ -378,3 +378,33 @@ func parseRawDescriptor(b []byte) (parent, extent string, ok bool) {
 	}
 	return strings.TrimPrefix(lines[0], "parent="), strings.TrimPrefix(lines[1], "extent="), true
 }
+
+func (h *memHypervisor) ConnectNetwork(ctx context.Context, v VM, network string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	vm, err := h.vm(v)
+	if err != nil {
+		return err
+	}
+	vm.spec.Network, vm.spec.ConnectNIC = network, true
+	return nil
+}
+
+func (h *memHypervisor) CloneForTest(ctx context.Context, v VM, s Snapshot, name, network string) (VM, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	vm, err := h.vm(v)
+	if err != nil {
+		return VM{}, err
+	}
+	i, err := h.find(vm, s)
+	if err != nil {
+		return VM{}, err
+	}
+	spec := vm.spec
+	spec.Name, spec.Network, spec.ConnectNIC = name, network, true
+	clone := &memVM{spec: spec, files: vm.files, parents: vm.parents, extentOf: vm.extentOf, current: -1,
+		leaves: append([]string(nil), vm.snapshots[i].leaves...)}
+	h.vms[name] = clone
+	return VM{Name: name, ID: "vm-" + name}, nil
+}
