@@ -1,0 +1,93 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/standbykit/standbykit/bootpoint"
+	"github.com/standbykit/standbykit/p2v"
+)
+
+// config is the file `standby` reads for its tasks.
+//
+//	{
+//	  "state": "standby-state.json",
+//	  "perHost": 2, "global": 4,
+//	  "tasks": [
+//	    {"name": "web01", "images": "/backups/web01", "trigger": "daily@03:00",
+//	     "vm": {"name": "web01-standby", "cpus": 2, "memoryMiB": 4096, "network": "VM Network"},
+//	     "maxBootPoints": 30}
+//	  ]
+//	}
+type config struct {
+	State   string       `json:"state"`
+	PerHost int          `json:"perHost"`
+	Global  int          `json:"global"`
+	Tasks   []taskConfig `json:"tasks"`
+}
+
+type taskConfig struct {
+	Name    string `json:"name"`
+	Images  string `json:"images"`
+	Trigger string `json:"trigger"` // immediately, daily@HH:MM, every:N
+	Host    string `json:"host"`    // groups tasks for the per-host limit; default: the GOVC_URL host
+	VM      struct {
+		Name       string `json:"name"`
+		CPUs       int    `json:"cpus"`
+		MemoryMiB  int    `json:"memoryMiB"`
+		Network    string `json:"network"`
+		Controller string `json:"controller"` // overrides the P2V choice
+		GuestID    string `json:"guestId"`
+	} `json:"vm"`
+	MaxBootPoints int `json:"maxBootPoints"`
+	// PassphraseEnv names the environment variable holding the set's
+	// passphrase (never the passphrase itself).
+	PassphraseEnv string `json:"passphraseEnv"`
+}
+
+func loadConfig(path string) (*config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var c config
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if c.State == "" {
+		c.State = "standby-state.json"
+	}
+	if !filepath.IsAbs(c.State) {
+		c.State = filepath.Join(filepath.Dir(path), c.State)
+	}
+	seen := map[string]bool{}
+	for i, t := range c.Tasks {
+		if t.Name == "" || t.Images == "" {
+			return nil, fmt.Errorf("%s: task %d needs a name and an images folder", path, i+1)
+		}
+		if seen[t.Name] {
+			return nil, fmt.Errorf("%s: two tasks named %q", path, t.Name)
+		}
+		seen[t.Name] = true
+		if _, err := bootpoint.ParseTrigger(t.Trigger); err != nil {
+			return nil, fmt.Errorf("%s: task %q: %w", path, t.Name, err)
+		}
+		if !filepath.IsAbs(t.Images) {
+			c.Tasks[i].Images = filepath.Join(filepath.Dir(path), t.Images)
+		}
+		if t.VM.Name == "" {
+			c.Tasks[i].VM.Name = t.Name + "-standby"
+		}
+	}
+	return &c, nil
+}
+
+// vmSpec turns a task's VM settings into the template the pipeline uses.
+func (t taskConfig) vmSpec() bootpoint.VMSpec {
+	return bootpoint.VMSpec{
+		Name: t.VM.Name, CPUs: t.VM.CPUs, MemoryMiB: t.VM.MemoryMiB, Network: t.VM.Network,
+		Controller: p2v.Controller(t.VM.Controller), GuestID: t.VM.GuestID,
+	}
+}
