@@ -186,23 +186,24 @@ func (h *memHypervisor) Snapshots(ctx context.Context, v VM) ([]Snapshot, error)
 	return out, nil
 }
 
-func (h *memHypervisor) find(vm *memVM, s Snapshot) (int, error) {
+// snapshot finds a VM's snapshot; the caller holds h.mu.
+func (h *memHypervisor) snapshot(v VM, s Snapshot) (*memVM, int, error) {
+	vm, err := h.vm(v)
+	if err != nil {
+		return nil, 0, err
+	}
 	for i, x := range vm.snapshots {
 		if x.ID == s.ID {
-			return i, nil
+			return vm, i, nil
 		}
 	}
-	return 0, ErrNotFound
+	return nil, 0, ErrNotFound
 }
 
 func (h *memHypervisor) RemoveSnapshot(ctx context.Context, v VM, s Snapshot) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	vm, err := h.vm(v)
-	if err != nil {
-		return err
-	}
-	i, err := h.find(vm, s)
+	vm, i, err := h.snapshot(v, s)
 	if err != nil {
 		return err
 	}
@@ -216,11 +217,7 @@ func (h *memHypervisor) RemoveSnapshot(ctx context.Context, v VM, s Snapshot) er
 func (h *memHypervisor) Revert(ctx context.Context, v VM, s Snapshot) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	vm, err := h.vm(v)
-	if err != nil {
-		return err
-	}
-	i, err := h.find(vm, s)
+	vm, i, err := h.snapshot(v, s)
 	if err != nil {
 		return err
 	}
@@ -243,11 +240,7 @@ func (h *memHypervisor) SetPower(ctx context.Context, v VM, on bool) error {
 func (h *memHypervisor) DiskChain(ctx context.Context, v VM, s Snapshot, disk int) ([]RemoteFile, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	vm, err := h.vm(v)
-	if err != nil {
-		return nil, err
-	}
-	i, err := h.find(vm, s)
+	vm, i, err := h.snapshot(v, s)
 	if err != nil {
 		return nil, err
 	}
@@ -393,11 +386,7 @@ func (h *memHypervisor) ConnectNetwork(ctx context.Context, v VM, network string
 func (h *memHypervisor) CloneForTest(ctx context.Context, v VM, s Snapshot, name, network string) (VM, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	vm, err := h.vm(v)
-	if err != nil {
-		return VM{}, err
-	}
-	i, err := h.find(vm, s)
+	vm, i, err := h.snapshot(v, s)
 	if err != nil {
 		return VM{}, err
 	}
