@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/standbykit/standbykit/internal/oracle"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,16 +33,7 @@ type sfdiskTable struct {
 	} `json:"partitiontable"`
 }
 
-func requireSfdisk(t *testing.T) string {
-	path, err := exec.LookPath("sfdisk")
-	if err != nil {
-		if os.Getenv("STANDBYKIT_REQUIRE_ORACLES") == "1" {
-			t.Fatal("sfdisk (package fdisk) is required here but missing")
-		}
-		t.Skip("sfdisk not installed (apt-get install fdisk): skipping the partition-table oracle test")
-	}
-	return path
-}
+func requireSfdisk(t *testing.T) string { return oracle.Require(t, "sfdisk") }
 
 // makeDisk partitions a new image with sfdisk and returns its bytes and
 // sfdisk's own reading of it.
