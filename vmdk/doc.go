@@ -1,0 +1,33 @@
+// Package vmdk writes the VMware disk files a standby VM on ESXi is made
+// of, and reads disk chains back.
+//
+// The base disk of a standby VM is written once, as a streamOptimized VMDK
+// (WriteStreamOptimized): a single-pass stream of zlib-compressed 64 KiB
+// grains in ascending order, all-zero grains left out, with the grain
+// tables after the grains they index and the grain directory and footer at
+// the end, the layout VMware's importers consume. Grains are compressed by
+// parallel workers and written in order, so memory stays at a few grains
+// per worker whatever the disk size. ESXi cannot run this format directly:
+// it is imported through NFC, which stores a thin vmfs disk.
+//
+// Every later boot point is a vmfsSparse delta (NewDelta, then
+// Delta.WriteExtent): a COWD extent of 512-byte grains that holds only the
+// changed sectors, with a grain table for each touched 2 MiB region, and a
+// descriptor whose parentCID and parentFileNameHint put it on top of the
+// previous link. Its layout is planned before a byte is written, so its
+// size is known in advance and it streams straight into an upload. COWD
+// addresses sectors with 32 bits: disks of 2 TiB or more are refused with
+// ErrTooLarge. An empty delta (no ranges) is a scratch leaf that lets a
+// boot point be powered on without touching the chain.
+//
+// OpenChain reads a chain from any fs.FS: text descriptors with FLAT,
+// VMFS, SPARSE (hosted sparse and streamOptimized), VMFSSPARSE and ZERO
+// extents, and monolithic sparse files with an embedded descriptor, as
+// qemu-img and VMware Workstation write them. It checks every link's
+// parentCID against its parent's CID (ErrCIDMismatch otherwise, as VMware
+// refuses such a chain) and presents the leaf's content as an io.ReaderAt.
+//
+// Descriptors are parsed leniently (VMware's keys are case-insensitive)
+// and written in the one spelling both VMware and qemu accept. File names
+// follow ESXi's conventions: DiskName, FlatName, NextDeltaName.
+package vmdk

@@ -1,0 +1,136 @@
+package vmdk
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+	"testing/fstest"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The seed corpora under testdata/fuzz are small files this package wrote
+// (regenerate with STANDBYKIT_WRITE_SEEDS=1 go test -run Seeds ./vmdk).
+
+func FuzzDescriptor(f *testing.F) {
+	f.Add([]byte(esxiBase))
+	f.Add([]byte(esxiDelta))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := ParseDescriptor(b)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		text, err := d.MarshalText()
+		if err != nil {
+			return // a name or value that cannot be written back
+		}
+		again, err := ParseDescriptor(text)
+		if err != nil {
+			t.Fatalf("our own output does not parse: %v\n%s", err, text)
+		}
+		if again.CID != d.CID || again.ParentCID != d.ParentCID || again.Capacity() != d.Capacity() {
+			t.Fatalf("round trip changed the descriptor")
+		}
+	})
+}
+
+// readAllOrError reads a whole chain; errors must be typed, never panics.
+func readAllOrError(t *testing.T, fsys fs.FS, name string) {
+	c, err := OpenChain(fsys, name)
+	if err != nil {
+		if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrUnsupported) && !errors.Is(err, ErrCIDMismatch) && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("untyped error: %v", err)
+		}
+		return
+	}
+	defer c.Close()
+	if c.Size() > 4<<20 {
+		return // a big capacity with no data is valid; reading it is slow
+	}
+	buf := make([]byte, 1<<20)
+	for off := int64(0); off < c.Size(); off += int64(len(buf)) {
+		if _, err := c.ReadAt(buf, off); err != nil && err != io.EOF {
+			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrUnsupported) {
+				t.Fatalf("untyped read error: %v", err)
+			}
+			return
+		}
+	}
+}
+
+func FuzzSparse(f *testing.F) {
+	for _, s := range seeds(f, "sparse") {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		readAllOrError(t, fstest.MapFS{"disk.vmdk": {Data: b}}, "disk.vmdk")
+	})
+}
+
+func FuzzCOWD(f *testing.F) {
+	for _, s := range seeds(f, "cowd") {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fsys := fstest.MapFS{
+			"sb.vmdk":              {Data: []byte(cowdSeedBase)},
+			"sb-flat.vmdk":         {Data: bytes.Repeat([]byte{7}, 1<<20)},
+			"sb-000001.vmdk":       {Data: []byte(cowdSeedDelta)},
+			"sb-000001-delta.vmdk": {Data: b},
+		}
+		readAllOrError(t, fsys, "sb-000001.vmdk")
+	})
+}
+
+const cowdSeedBase = "version=1\nCID=00000001\nparentCID=ffffffff\ncreateType=\"vmfs\"\nRW 2048 VMFS \"sb-flat.vmdk\"\n"
+const cowdSeedDelta = "version=1\nCID=00000002\nparentCID=00000001\ncreateType=\"vmfsSparse\"\nparentFileNameHint=\"sb.vmdk\"\nRW 2048 VMFSSPARSE \"sb-000001-delta.vmdk\"\n"
+
+func seeds(f *testing.F, kind string) [][]byte {
+	dir := filepath.Join("testdata", "seeds", kind)
+	if os.Getenv("STANDBYKIT_WRITE_SEEDS") == "1" {
+		writeSeeds(f, dir, kind)
+	}
+	entries, err := os.ReadDir(dir)
+	require.NoError(f, err)
+	var out [][]byte
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		require.NoError(f, err)
+		out = append(out, b)
+	}
+	require.NotEmpty(f, out, "no seeds in %s", dir)
+	return out
+}
+
+// writeSeeds writes tiny valid files: a 1 MiB disk with a few grains.
+func writeSeeds(f *testing.F, dir, kind string) {
+	require.NoError(f, os.MkdirAll(dir, 0o755))
+	disk := make([]byte, 1<<20)
+	copy(disk[70000:], "standbykit seed")
+	copy(disk[1<<20-600:], bytes.Repeat([]byte{0xee}, 600))
+	switch kind {
+	case "sparse":
+		var b bytes.Buffer
+		_, err := WriteStreamOptimized(context.Background(), &b, bytes.NewReader(disk), int64(len(disk)), StreamOptions{})
+		require.NoError(f, err)
+		require.NoError(f, os.WriteFile(filepath.Join(dir, "stream"), b.Bytes(), 0o644))
+	case "cowd":
+		parent, err := ParseDescriptor([]byte(cowdSeedBase))
+		require.NoError(f, err)
+		d, err := NewDelta("sb.vmdk", parent, []Range{{69632, 1024}, {1<<20 - 1024, 1024}})
+		require.NoError(f, err)
+		var b bytes.Buffer
+		_, err = d.WriteExtent(context.Background(), &b, bytes.NewReader(disk), nil)
+		require.NoError(f, err)
+		// Only the meaningful prefix: the padding is zeros.
+		require.NoError(f, os.WriteFile(filepath.Join(dir, "delta"), b.Bytes()[:d.free*SectorSize], 0o644))
+	}
+}
