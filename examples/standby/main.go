@@ -1,31 +1,40 @@
-// Command standby keeps standby VMs from disk-image backups.
+// Command standby keeps standby VMs on VMware ESXi from disk-image
+// backups: every backup point becomes a boot point, a VM snapshot ready to
+// power on.
 //
-//	standby demo [--dir DIR] [--keep]
+//	standby demo [--dir DIR] [--keep] [--incrementals N]
+//	standby run --images DIR [--vm NAME] [--datastore-dir DIR]
+//	standby status   --config FILE [--json]
+//	standby sync     --config FILE [--watch DURATION]
+//	standby pause    --config FILE TASK
+//	standby resume   --config FILE TASK
+//	standby run-now  --config FILE TASK
+//	standby failover --config FILE [--point N] [--network NET] TASK
+//	standby testboot --config FILE [--point N] [--network NET] TASK
+//	standby delete   --config FILE [--with-vm] TASK
+//
+// The target is the ESXi host (or vCenter) named by govc's variables:
+// GOVC_URL, GOVC_USERNAME, GOVC_PASSWORD, GOVC_INSECURE,
+// GOVC_TLS_KNOWN_HOSTS, GOVC_DATACENTER, GOVC_DATASTORE,
+// GOVC_RESOURCE_POOL, GOVC_FOLDER, GOVC_NETWORK. Without GOVC_URL the
+// commands run against govmomi's in-process vSphere simulator, whose
+// datastore is a local folder and whose VMs last as long as the command.
 //
 // demo builds a sample image set (a 64 MiB disk with a partition table, a
-// full image and six incrementals), opens it as StandbyKit's pipeline does
-// and verifies every point against the data it was made from.
-//
-// The ESXi stage (standby VM, boot points as snapshots, on govmomi's
-// embedded simulator when GOVC_URL is unset) is not built yet; the demo
-// says so when it reaches it.
+// full image and six incrementals), creates the standby VM and one boot
+// point per point, reads every boot point's disk chain back from the
+// datastore and compares it with the image point, and prints the status.
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"text/tabwriter"
-	"time"
-
-	"github.com/standbykit/standbykit/aipimage"
-	"github.com/standbykit/standbykit/internal/sample"
+	"strings"
 )
 
 func main() {
@@ -37,89 +46,66 @@ func main() {
 	}
 }
 
-const usage = "usage: standby demo [--dir DIR] [--keep]"
+const usage = `usage:
+  standby demo [--dir DIR] [--keep] [--incrementals N]
+  standby run --images DIR [--vm NAME] [--datastore-dir DIR]
+  standby status|sync|pause|resume|run-now|failover|testboot|delete --config FILE [options] [TASK]
+run "standby COMMAND -h" for a command's options`
 
 func run(ctx context.Context, args []string, out io.Writer) error {
-	if len(args) == 0 || args[0] != "demo" {
+	if len(args) == 0 {
 		return errors.New(usage)
 	}
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	dir := fs.String("dir", "", "folder for the sample image set (default: a temporary folder)")
-	keep := fs.Bool("keep", false, "keep the sample image set afterwards")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	return demo(ctx, out, *dir, *keep)
-}
-
-func demo(ctx context.Context, out io.Writer, dir string, keep bool) error {
-	start := time.Now()
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "standbykit-demo-")
-		if err != nil {
+	cmd, args := args[0], args[1:]
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(out)
+	switch cmd {
+	case "demo":
+		var o demoOptions
+		fs.StringVar(&o.dir, "dir", "", "folder for the sample image set and the simulator's datastore (default: a temporary folder)")
+		fs.BoolVar(&o.keep, "keep", false, "keep that folder afterwards")
+		fs.IntVar(&o.incrementals, "incrementals", 6, "incremental images in the sample set")
+		if err := fs.Parse(args); err != nil {
 			return err
 		}
-		dir = tmp
-		if !keep {
-			defer os.RemoveAll(dir)
-		}
-	}
-	fmt.Fprintf(out, "StandbyKit demo\n\n1. Building a sample image set in %s\n", dir)
-	s, err := sample.Write(ctx, dir, sample.Options{})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "   %d points of host %s, one %d MiB disk\n\n", len(s.Points), s.Points[0].Machine.Hostname, s.Points[0].Disks[0].Size>>20)
-
-	fmt.Fprintln(out, "2. Opening and verifying the image chain")
-	set, err := aipimage.OpenDir(dir, nil)
-	if err != nil {
-		return err
-	}
-	defer set.Close()
-	if err := set.Verify(ctx, nil); err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "   POINT\tTIME\tCHANGED\tFILE\tCONTENT")
-	for k, info := range set.Points() {
-		p, err := set.Point(k)
-		if err != nil {
+		return demo(ctx, out, o)
+	case "run":
+		var o runOptions
+		fs.StringVar(&o.images, "images", "", "folder of the image set (required)")
+		fs.StringVar(&o.vm, "vm", "", "standby VM name (default: the image's host name + \"-standby\")")
+		fs.StringVar(&o.simDir, "datastore-dir", "standby-datastore", "the simulator's datastore folder when GOVC_URL is unset")
+		fs.StringVar(&o.passphraseEnv, "passphrase-env", "STANDBYKIT_PASSPHRASE", "environment variable holding the set's passphrase")
+		if err := fs.Parse(args); err != nil {
 			return err
 		}
-		disk, err := p.Disk(0)
-		if err != nil {
+		if o.images == "" {
+			return errors.New("run: --images is required")
+		}
+		return runOnce(ctx, out, o)
+	case "status", "sync", "pause", "resume", "run-now", "failover", "testboot", "delete":
+		var o opsOptions
+		fs.StringVar(&o.config, "config", "standby.json", "task configuration file")
+		fs.BoolVar(&o.json, "json", false, "status: print JSON for scripts")
+		fs.DurationVar(&o.watch, "watch", 0, "sync: run again at this interval until interrupted")
+		fs.IntVar(&o.point, "point", -1, "failover/testboot: boot point sequence (default: the newest)")
+		fs.StringVar(&o.network, "network", "", "failover: network to connect; testboot: isolated network of the clone")
+		fs.BoolVar(&o.withVM, "with-vm", false, "delete: also delete the standby VM and its disks")
+		fs.StringVar(&o.simDir, "datastore-dir", "standby-datastore", "the simulator's datastore folder when GOVC_URL is unset")
+		if err := fs.Parse(args); err != nil {
 			return err
 		}
-		h := sha256.New()
-		if _, err := io.CopyBuffer(h, io.NewSectionReader(disk, 0, disk.Size()), make([]byte, 1<<20)); err != nil {
-			return err
+		o.cmd = cmd
+		switch rest := fs.Args(); {
+		case cmd == "status" || cmd == "sync":
+			if len(rest) > 0 {
+				return fmt.Errorf("%s takes no task name (got %s)", cmd, strings.Join(rest, " "))
+			}
+		case len(rest) != 1:
+			return fmt.Errorf("%s needs one task name", cmd)
+		default:
+			o.task = rest[0]
 		}
-		verdict := "matches source"
-		if !bytes.Equal(h.Sum(nil), s.Digests[k][:]) {
-			verdict = "DIFFERS FROM SOURCE"
-			err = fmt.Errorf("point %d does not match its source data", k)
-		}
-		changed, cerr := p.Changed(0)
-		if cerr != nil {
-			return cerr
-		}
-		var n int64
-		for _, e := range changed {
-			n += e.Len
-		}
-		st, _ := os.Stat(info.File)
-		fmt.Fprintf(tw, "   %d\t%s\t%.1f MiB\t%.1f MiB\t%s\n", info.Sequence, info.Time.Format("2006-01-02 15:04"),
-			float64(n)/(1<<20), float64(st.Size())/(1<<20), verdict)
-		if err != nil {
-			tw.Flush()
-			return err
-		}
+		return ops(ctx, out, o)
 	}
-	tw.Flush()
-
-	fmt.Fprintln(out, "\n3. Standby VM on ESXi: not built yet (base VMDK, boot-point deltas and the")
-	fmt.Fprintln(out, "   govmomi simulator target come with the vmdk and pipeline work).")
-	fmt.Fprintf(out, "\nDone in %s.\n", time.Since(start).Round(time.Millisecond))
-	return nil
+	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 }

@@ -1,0 +1,459 @@
+package esx
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"time"
+
+	"github.com/vmware/govmomi/fault"
+	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/property"
+	"github.com/vmware/govmomi/vim25/methods"
+	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/standbykit/standbykit/bootpoint"
+)
+
+// cleanupTimeout bounds the work that undoes a failed change.
+const cleanupTimeout = 2 * time.Minute
+
+// vmState is what the methods read of a VM.
+type vmState struct {
+	obj *object.VirtualMachine
+	mo  mo.VirtualMachine
+	ds  *object.Datastore // the datastore of the VM's folder
+	dir string            // the VM's folder, relative to ds
+}
+
+// vmProps are the VM properties vmState holds.
+var vmProps = []string{"name", "config", "snapshot", "runtime.powerState"}
+
+// load reads the VM's state; vm.ID wins over vm.Name.
+func (h *Host) load(ctx context.Context, vm bootpoint.VM) (*vmState, error) {
+	var ref types.ManagedObjectReference
+	if vm.ID != "" {
+		ref = types.ManagedObjectReference{Type: "VirtualMachine", Value: vm.ID}
+	} else {
+		found, err := h.FindVM(ctx, vm.Name)
+		if err != nil {
+			return nil, err
+		}
+		ref.Type, ref.Value = "VirtualMachine", found.ID
+	}
+	s := &vmState{obj: object.NewVirtualMachine(h.Client, ref)}
+	if err := s.obj.Properties(ctx, ref, vmProps, &s.mo); err != nil {
+		if fault.Is(err, &types.ManagedObjectNotFound{}) {
+			return nil, fmt.Errorf("esx: VM %s (%s): %w", vm.Name, vm.ID, bootpoint.ErrNotFound)
+		}
+		return nil, fmt.Errorf("esx: reading VM %s (%s): %w", vm.Name, vm.ID, err)
+	}
+	if s.mo.Config == nil {
+		return nil, fmt.Errorf("esx: VM %s has no configuration (inaccessible?)", s.mo.Name)
+	}
+	var p object.DatastorePath
+	if !p.FromString(s.mo.Config.Files.VmPathName) {
+		return nil, fmt.Errorf("esx: VM %s: bad path %q", s.mo.Name, s.mo.Config.Files.VmPathName)
+	}
+	ds, err := h.datastore(ctx, p.Datastore)
+	if err != nil {
+		return nil, err
+	}
+	s.ds, s.dir = ds, path.Dir(p.Path)
+	return s, nil
+}
+
+func (s *vmState) ref() bootpoint.VM {
+	return bootpoint.VM{Name: s.mo.Name, ID: s.obj.Reference().Value}
+}
+
+// datastore returns the datastore of that name.
+func (h *Host) datastore(ctx context.Context, name string) (*object.Datastore, error) {
+	if name == "" || name == h.Datastore.Name() {
+		return h.Datastore, nil
+	}
+	ds, err := h.finder.Datastore(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("esx: datastore %s: %w", name, err)
+	}
+	return ds, nil
+}
+
+// FindVM implements bootpoint.Hypervisor: the VM of that name in the
+// configured folder.
+func (h *Host) FindVM(ctx context.Context, name string) (bootpoint.VM, error) {
+	ref, err := object.NewSearchIndex(h.Client).FindChild(ctx, h.Folder, name)
+	if err != nil {
+		return bootpoint.VM{}, fmt.Errorf("esx: finding VM %s: %w", name, err)
+	}
+	if ref == nil || ref.Reference().Type != "VirtualMachine" {
+		return bootpoint.VM{}, fmt.Errorf("esx: VM %s: %w", name, bootpoint.ErrNotFound)
+	}
+	return bootpoint.VM{Name: name, ID: ref.Reference().Value}, nil
+}
+
+// SetPower implements bootpoint.Hypervisor. Asking for the state the VM
+// is in is not an error.
+func (h *Host) SetPower(ctx context.Context, vm bootpoint.VM, on bool) error {
+	s, err := h.load(ctx, vm)
+	if err != nil {
+		return err
+	}
+	return h.setPower(ctx, s, on)
+}
+
+func (h *Host) setPower(ctx context.Context, s *vmState, on bool) error {
+	state := s.mo.Runtime.PowerState
+	var task *object.Task
+	var err error
+	switch {
+	case on && state != types.VirtualMachinePowerStatePoweredOn:
+		task, err = s.obj.PowerOn(ctx)
+	case !on && state != types.VirtualMachinePowerStatePoweredOff:
+		task, err = s.obj.PowerOff(ctx)
+	default:
+		return nil
+	}
+	if err == nil {
+		err = task.Wait(ctx)
+	}
+	if err != nil && !fault.Is(err, &types.InvalidPowerState{}) {
+		return fmt.Errorf("esx: powering VM %s on=%t: %w", s.mo.Name, on, err)
+	}
+	h.logger().Info("esx: VM power", "vm", s.mo.Name, "on", on)
+	return nil
+}
+
+// DestroyVM implements bootpoint.Hypervisor. It powers the VM off, removes
+// it and deletes its folder. Files outside the folder are left: a test
+// clone's parent disks belong to the standby.
+func (h *Host) DestroyVM(ctx context.Context, vm bootpoint.VM) error {
+	s, err := h.load(ctx, vm)
+	if err != nil {
+		return err
+	}
+	if err := h.setPower(ctx, s, false); err != nil {
+		return err
+	}
+	return h.destroy(ctx, s)
+}
+
+func (h *Host) destroy(ctx context.Context, s *vmState) error {
+	shared, err := h.usesForeignFiles(ctx, s)
+	if err != nil {
+		return err
+	}
+	if shared {
+		// Destroy_Task would delete the whole disk chain on ESXi.
+		if err := s.obj.Unregister(ctx); err != nil {
+			return fmt.Errorf("esx: unregistering VM %s: %w", s.mo.Name, err)
+		}
+	} else {
+		task, err := s.obj.Destroy(ctx)
+		if err == nil {
+			err = task.Wait(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("esx: destroying VM %s: %w", s.mo.Name, err)
+		}
+	}
+	if err := h.deleteFolder(ctx, s.ds, s.dir); err != nil {
+		return err
+	}
+	h.logger().Info("esx: VM destroyed", "vm", s.mo.Name, "unregistered", shared)
+	return nil
+}
+
+// deleteFolder deletes a VM folder and everything in it.
+func (h *Host) deleteFolder(ctx context.Context, ds *object.Datastore, dir string) error {
+	if dir == "" || dir == "." || dir == "/" {
+		return fmt.Errorf("esx: refusing to delete datastore folder %q", dir)
+	}
+	fm := object.NewFileManager(h.Client)
+	task, err := fm.DeleteDatastoreFile(ctx, ds.Path(dir), h.Datacenter)
+	if err == nil {
+		err = task.Wait(ctx)
+	}
+	if err != nil && !isNotFound(err) {
+		return fmt.Errorf("esx: deleting %s: %w", ds.Path(dir), err)
+	}
+	return nil
+}
+
+// usesForeignFiles tells whether a disk of the VM, now or in a snapshot,
+// has a file outside the VM's folder.
+func (h *Host) usesForeignFiles(ctx context.Context, s *vmState) (bool, error) {
+	configs := []*types.VirtualMachineConfigInfo{s.mo.Config}
+	snaps, err := h.snapshotConfigs(ctx, s)
+	if err != nil {
+		return false, err
+	}
+	for _, c := range snaps {
+		configs = append(configs, c)
+	}
+	own := s.ds.Path(s.dir) + "/"
+	for _, c := range configs {
+		for _, d := range disks(c) {
+			for b := flat(d); b != nil; b = b.Parent {
+				if len(b.FileName) < len(own) || b.FileName[:len(own)] != own {
+					return true, nil
+				}
+			}
+		}
+	}
+	return false, nil
+}
+
+// snapshotTree flattens the VM's snapshot tree, oldest first.
+func snapshotTree(s *vmState) []types.VirtualMachineSnapshotTree {
+	var out []types.VirtualMachineSnapshotTree
+	var walk func([]types.VirtualMachineSnapshotTree)
+	walk = func(l []types.VirtualMachineSnapshotTree) {
+		for _, t := range l {
+			out = append(out, t)
+			walk(t.ChildSnapshotList)
+		}
+	}
+	if s.mo.Snapshot != nil {
+		walk(s.mo.Snapshot.RootSnapshotList)
+	}
+	slices.SortStableFunc(out, func(a, b types.VirtualMachineSnapshotTree) int {
+		return a.CreateTime.Compare(b.CreateTime)
+	})
+	return out
+}
+
+func toSnapshot(t types.VirtualMachineSnapshotTree) bootpoint.Snapshot {
+	return bootpoint.Snapshot{ID: t.Snapshot.Value, Name: t.Name, Description: t.Description, Created: t.CreateTime}
+}
+
+// Snapshots implements bootpoint.Hypervisor.
+func (h *Host) Snapshots(ctx context.Context, vm bootpoint.VM) ([]bootpoint.Snapshot, error) {
+	s, err := h.load(ctx, vm)
+	if err != nil {
+		return nil, err
+	}
+	var out []bootpoint.Snapshot
+	for _, t := range snapshotTree(s) {
+		out = append(out, toSnapshot(t))
+	}
+	return out, nil
+}
+
+// findSnapshot finds snapshot sn by ID or, without one, by its unique name.
+func findSnapshot(s *vmState, sn bootpoint.Snapshot) (types.VirtualMachineSnapshotTree, error) {
+	var found []types.VirtualMachineSnapshotTree
+	for _, t := range snapshotTree(s) {
+		if (sn.ID != "" && t.Snapshot.Value == sn.ID) || (sn.ID == "" && t.Name == sn.Name) {
+			found = append(found, t)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return types.VirtualMachineSnapshotTree{}, fmt.Errorf("esx: VM %s has no snapshot %s %q: %w",
+			s.mo.Name, sn.ID, sn.Name, bootpoint.ErrNotFound)
+	default:
+		return types.VirtualMachineSnapshotTree{}, fmt.Errorf("esx: VM %s has %d snapshots named %q",
+			s.mo.Name, len(found), sn.Name)
+	}
+}
+
+// snapshotConfigs reads the configuration recorded in each snapshot.
+func (h *Host) snapshotConfigs(ctx context.Context, s *vmState) (map[string]*types.VirtualMachineConfigInfo, error) {
+	tree := snapshotTree(s)
+	out := make(map[string]*types.VirtualMachineConfigInfo, len(tree))
+	if len(tree) == 0 {
+		return out, nil
+	}
+	refs := make([]types.ManagedObjectReference, len(tree))
+	for i, t := range tree {
+		refs[i] = t.Snapshot
+	}
+	var snaps []mo.VirtualMachineSnapshot
+	if err := property.DefaultCollector(h.Client).Retrieve(ctx, refs, []string{"config"}, &snaps); err != nil {
+		return nil, fmt.Errorf("esx: reading snapshots of VM %s: %w", s.mo.Name, err)
+	}
+	for i := range snaps {
+		out[snaps[i].Self.Value] = &snaps[i].Config
+	}
+	return out, nil
+}
+
+// snapshotConfig reads one snapshot's recorded configuration.
+func (h *Host) snapshotConfig(ctx context.Context, ref types.ManagedObjectReference) (*types.VirtualMachineConfigInfo, error) {
+	var snap mo.VirtualMachineSnapshot
+	if err := property.DefaultCollector(h.Client).RetrieveOne(ctx, ref, []string{"config"}, &snap); err != nil {
+		return nil, fmt.Errorf("esx: reading snapshot %s: %w", ref.Value, err)
+	}
+	return &snap.Config, nil
+}
+
+// RemoveSnapshot implements bootpoint.Hypervisor: the snapshot goes, its
+// children stay, its disks are consolidated.
+func (h *Host) RemoveSnapshot(ctx context.Context, vm bootpoint.VM, sn bootpoint.Snapshot) error {
+	s, err := h.load(ctx, vm)
+	if err != nil {
+		return err
+	}
+	t, err := findSnapshot(s, sn)
+	if err != nil {
+		return err
+	}
+	if err := h.removeSnapshot(ctx, t.Snapshot); err != nil {
+		return fmt.Errorf("esx: removing snapshot %q of VM %s: %w", t.Name, s.mo.Name, err)
+	}
+	h.logger().Info("esx: snapshot removed", "vm", s.mo.Name, "snapshot", t.Name)
+	return nil
+}
+
+func (h *Host) removeSnapshot(ctx context.Context, ref types.ManagedObjectReference) error {
+	consolidate := true
+	res, err := methods.RemoveSnapshot_Task(ctx, h.Client, &types.RemoveSnapshot_Task{
+		This: ref, RemoveChildren: false, Consolidate: &consolidate,
+	})
+	if err != nil {
+		return err
+	}
+	return object.NewTask(h.Client, res.Returnval).Wait(ctx)
+}
+
+// Revert implements bootpoint.Hypervisor. ESXi puts the VM on a new empty
+// child of the snapshot's disks. vcsim leaves the disks as they are: then
+// the disks are reconfigured onto the snapshot's backings.
+func (h *Host) Revert(ctx context.Context, vm bootpoint.VM, sn bootpoint.Snapshot) error {
+	s, err := h.load(ctx, vm)
+	if err != nil {
+		return err
+	}
+	t, err := findSnapshot(s, sn)
+	if err != nil {
+		return err
+	}
+	suppress := true
+	res, err := methods.RevertToSnapshot_Task(ctx, h.Client, &types.RevertToSnapshot_Task{
+		This: t.Snapshot, SuppressPowerOn: &suppress,
+	})
+	if err == nil {
+		err = object.NewTask(h.Client, res.Returnval).Wait(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("esx: reverting VM %s to %q: %w", s.mo.Name, t.Name, err)
+	}
+	if s, err = h.load(ctx, s.ref()); err != nil {
+		return err
+	}
+	configs, err := h.snapshotConfigs(ctx, s)
+	if err != nil {
+		return err
+	}
+	want := disks(configs[t.Snapshot.Value])
+	var edits []types.BaseVirtualDevice
+	for i, d := range disks(s.mo.Config) {
+		if i >= len(want) {
+			break
+		}
+		cur, snap := flat(d), flat(want[i])
+		if cur == nil || snap == nil || !needsRevert(cur, snap, configs) {
+			continue
+		}
+		e := *d
+		e.Backing = cloneBacking(snap)
+		edits = append(edits, &e)
+	}
+	if len(edits) > 0 {
+		if err := h.editDevices(ctx, s, edits...); err != nil {
+			return fmt.Errorf("esx: reverting disks of VM %s to %q: %w", s.mo.Name, t.Name, err)
+		}
+	}
+	h.logger().Info("esx: reverted", "vm", s.mo.Name, "snapshot", t.Name, "disks reconfigured", len(edits))
+	return nil
+}
+
+// needsRevert tells whether a disk whose current backing is cur must be
+// moved onto snap, the backing a snapshot recorded: not when it is snap,
+// nor when it is an unrecorded child of snap (ESXi's redo log).
+func needsRevert(cur, snap *types.VirtualDiskFlatVer2BackingInfo, configs map[string]*types.VirtualMachineConfigInfo) bool {
+	if cur.FileName == snap.FileName {
+		return false
+	}
+	return cur.Parent == nil || cur.Parent.FileName != snap.FileName || recorded(cur.FileName, configs)
+}
+
+// recorded tells whether some snapshot's disk has file as its leaf.
+func recorded(file string, configs map[string]*types.VirtualMachineConfigInfo) bool {
+	for _, c := range configs {
+		for _, d := range disks(c) {
+			if b := flat(d); b != nil && b.FileName == file {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// editDevices reconfigures devices in place.
+func (h *Host) editDevices(ctx context.Context, s *vmState, devs ...types.BaseVirtualDevice) error {
+	spec := types.VirtualMachineConfigSpec{}
+	for _, d := range devs {
+		spec.DeviceChange = append(spec.DeviceChange, &types.VirtualDeviceConfigSpec{
+			Operation: types.VirtualDeviceConfigSpecOperationEdit,
+			Device:    d,
+		})
+	}
+	task, err := s.obj.Reconfigure(ctx, spec)
+	if err == nil {
+		err = task.Wait(ctx)
+	}
+	return err
+}
+
+// disks lists a configuration's disks in a stable order: by controller,
+// then unit number (creation order).
+func disks(c *types.VirtualMachineConfigInfo) []*types.VirtualDisk {
+	if c == nil {
+		return nil
+	}
+	var out []*types.VirtualDisk
+	for _, d := range c.Hardware.Device {
+		if disk, ok := d.(*types.VirtualDisk); ok {
+			out = append(out, disk)
+		}
+	}
+	unit := func(d *types.VirtualDisk) int32 {
+		if d.UnitNumber == nil {
+			return -1
+		}
+		return *d.UnitNumber
+	}
+	slices.SortStableFunc(out, func(a, b *types.VirtualDisk) int {
+		return cmp.Or(cmp.Compare(a.ControllerKey, b.ControllerKey), cmp.Compare(unit(a), unit(b)))
+	})
+	return out
+}
+
+// flat is a disk's backing when it is a (possibly delta) VMDK file.
+func flat(d *types.VirtualDisk) *types.VirtualDiskFlatVer2BackingInfo {
+	b, _ := d.Backing.(*types.VirtualDiskFlatVer2BackingInfo)
+	return b
+}
+
+// cloneBacking copies a backing and its parent chain, without the
+// identifiers the host assigns.
+func cloneBacking(b *types.VirtualDiskFlatVer2BackingInfo) *types.VirtualDiskFlatVer2BackingInfo {
+	if b == nil {
+		return nil
+	}
+	c := *b
+	c.Parent = cloneBacking(b.Parent)
+	c.ChangeId = ""
+	return &c
+}
+
+// errNoDisk reports a disk index out of range.
+var errNoDisk = errors.New("esx: no such disk")

@@ -1,0 +1,57 @@
+package esx
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"github.com/vmware/govmomi/vim25/types"
+)
+
+func backing(files ...string) *types.VirtualDiskFlatVer2BackingInfo {
+	var b *types.VirtualDiskFlatVer2BackingInfo
+	for i := len(files) - 1; i >= 0; i-- {
+		b = &types.VirtualDiskFlatVer2BackingInfo{
+			VirtualDeviceFileBackingInfo: types.VirtualDeviceFileBackingInfo{FileName: files[i]},
+			Parent:                       b,
+		}
+	}
+	return b
+}
+
+func config(b *types.VirtualDiskFlatVer2BackingInfo) *types.VirtualMachineConfigInfo {
+	unit := int32(0)
+	return &types.VirtualMachineConfigInfo{Hardware: types.VirtualHardware{Device: []types.BaseVirtualDevice{
+		&types.VirtualDisk{VirtualDevice: types.VirtualDevice{Key: 2000, ControllerKey: 1000, UnitNumber: &unit, Backing: b}},
+	}}}
+}
+
+// The revert rule on both kinds of host.
+func TestNeedsRevert(t *testing.T) {
+	configs := map[string]*types.VirtualMachineConfigInfo{
+		"s1": config(backing("d1", "base")),
+		"s2": config(backing("d2", "d1", "base")),
+		"s3": config(backing("d3", "d2", "d1", "base")),
+	}
+	s2 := backing("d2", "d1", "base")
+	// vcsim: the disk stays on the newest leaf, recorded by s3.
+	require.True(t, needsRevert(backing("d3", "d2", "d1", "base"), s2, configs))
+	require.True(t, needsRevert(backing("d1", "base"), s2, configs))
+	require.False(t, needsRevert(backing("d2", "d1", "base"), s2, configs))
+	// ESXi: a new unrecorded redo log on top of the snapshot's leaf.
+	require.False(t, needsRevert(backing("sb-000004.vmdk", "d2", "d1", "base"), s2, configs))
+}
+
+func TestDiskOrder(t *testing.T) {
+	u := func(n int32) *int32 { return &n }
+	cfg := &types.VirtualMachineConfigInfo{Hardware: types.VirtualHardware{Device: []types.BaseVirtualDevice{
+		&types.VirtualDisk{VirtualDevice: types.VirtualDevice{Key: 3, ControllerKey: 1000, UnitNumber: u(8), Backing: backing("c")}},
+		&types.VirtualE1000{},
+		&types.VirtualDisk{VirtualDevice: types.VirtualDevice{Key: 9, ControllerKey: 1000, UnitNumber: u(0), Backing: backing("a")}},
+		&types.VirtualDisk{VirtualDevice: types.VirtualDevice{Key: 1, ControllerKey: 1000, UnitNumber: u(1), Backing: backing("b")}},
+	}}}
+	var names []string
+	for _, d := range disks(cfg) {
+		names = append(names, flat(d).FileName)
+	}
+	require.Equal(t, []string{"a", "b", "c"}, names)
+}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net/url"
+	"os"
+
+	"github.com/standbykit/standbykit/bootpoint"
+	"github.com/standbykit/standbykit/esx"
+)
+
+// target is the ESXi host the commands work on: the one GOVC_URL names,
+// or govmomi's in-process simulator with its datastore in a local folder.
+type target struct {
+	host   *esx.Host
+	name   string // for the per-host limit and messages
+	sim    *esx.Simulator
+	format bootpoint.VMDK
+}
+
+// connect opens the target. simDir is the simulator's datastore folder
+// when GOVC_URL is unset.
+func connect(ctx context.Context, simDir string, logger *slog.Logger, out io.Writer) (*target, error) {
+	var cfg esx.Config
+	var err error
+	t := &target{}
+	if os.Getenv(esx.EnvURL) == "" {
+		if err := os.MkdirAll(simDir, 0o755); err != nil {
+			return nil, err
+		}
+		// The simulator reports benign faults on the standard logger.
+		log.SetOutput(io.Discard)
+		t.sim, err = esx.StartSimulator(ctx, simDir)
+		if err != nil {
+			return nil, err
+		}
+		cfg = t.sim.Config()
+		t.name = "simulator"
+		fmt.Fprintf(out, "   (GOVC_URL is not set: using govmomi's vSphere simulator, datastore in %s)\n", simDir)
+	} else {
+		if cfg, err = esx.ConfigFromEnv(os.Getenv); err != nil {
+			return nil, err
+		}
+		t.name = cfg.URL
+		if u, err := url.Parse(cfg.URL); err == nil && u.Host != "" {
+			t.name = u.Hostname()
+		}
+	}
+	t.host, err = esx.Connect(ctx, cfg)
+	if err != nil {
+		t.close(ctx)
+		return nil, err
+	}
+	t.host.Logger = logger
+	t.format = bootpoint.VMDK{}
+	t.host.NewChild = func(parent string, desc []byte) (bootpoint.DiskDelta, error) {
+		return t.format.EmptyChild(ctx, parent, desc)
+	}
+	return t, nil
+}
+
+func (t *target) close(ctx context.Context) {
+	if t.host != nil {
+		t.host.Close(ctx)
+	}
+	if t.sim != nil {
+		t.sim.Close()
+	}
+}
