@@ -99,10 +99,11 @@ func (h *memHypervisor) vm(v VM) (*memVM, error) {
 func (h *memHypervisor) FindVM(ctx context.Context, name string) (VM, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, ok := h.vms[name]; !ok {
+	vm, ok := h.vms[name]
+	if !ok {
 		return VM{}, ErrNotFound
 	}
-	return VM{Name: name, ID: "vm-" + name}, nil
+	return VM{Name: name, ID: "vm-" + name, Annotation: vm.spec.Annotation}, nil
 }
 
 func (h *memHypervisor) DestroyVM(ctx context.Context, v VM) error {

@@ -54,6 +54,9 @@ var ErrNotFound = errors.New("bootpoint: not found")
 type VM struct {
 	Name string
 	ID   string // the hypervisor's reference, e.g. "vm-42"
+	// Annotation is the VM's notes, as CreateStandby set them: how a
+	// standby VM is told from a VM someone else made.
+	Annotation string
 }
 
 // VMSpec describes a standby VM.
@@ -69,6 +72,14 @@ type VMSpec struct {
 	// ConnectNIC connects the NIC at power-on. Off by default: a standby
 	// must never clash with the live server's address.
 	ConnectNIC bool
+	// Annotation is the VM's notes; Standby records which image set the
+	// VM is kept from.
+	Annotation string
+}
+
+// standbyAnnotation marks a VM as a standby kept from an image set.
+func standbyAnnotation(setID string) string {
+	return "Standby VM kept by StandbyKit from image set " + setID + ". Its snapshots are boot points: revert to one and power on."
 }
 
 // File is content to place on the host. Open may be called more than once

@@ -197,7 +197,16 @@ func (s *Standby) Add(ctx context.Context, set aipimage.Set, k int) (Result, err
 		return Result{}, err
 	}
 	if len(bps) == 0 {
-		return Result{}, fmt.Errorf("%w: VM %s exists but has no boot point (not made by StandbyKit, or its creation was interrupted: delete it)", ErrChainMismatch, s.VM.Name)
+		if vm.Annotation != standbyAnnotation(info.SetID) {
+			return Result{}, fmt.Errorf("%w: VM %s exists, has no boot point and was not made by StandbyKit for this image set: delete or rename it", ErrChainMismatch, s.VM.Name)
+		}
+		// Our own creation was interrupted (the process died between
+		// creating the VM and its first snapshot): start again.
+		s.logger().Warn("removing a standby VM whose creation was interrupted", "vm", vm.Name)
+		if err := s.Hypervisor.DestroyVM(ctx, vm); err != nil {
+			return Result{}, fmt.Errorf("removing the half-created VM %s: %w", vm.Name, err)
+		}
+		return s.create(ctx, set, k, plan, meta, name, start)
 	}
 	last := bps[len(bps)-1].Meta
 	lastK, err := indexOf(set, last)
@@ -275,6 +284,7 @@ func (s *Standby) create(ctx context.Context, set aipimage.Set, k int, plan *p2v
 	if spec.Controller == "" {
 		spec.Controller = plan.Controller
 	}
+	spec.Annotation = standbyAnnotation(info.SetID)
 	spec.DiskSizes = nil
 	var bases []File
 	var written int64

@@ -3,6 +3,8 @@ package bootpoint
 import (
 	"context"
 	"errors"
+	"io"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -190,4 +192,31 @@ func TestCreateFromLaterPoint(t *testing.T) {
 	_, err = s.Add(context.Background(), set, 6)
 	require.NoError(t, err)
 	require.Len(t, verifyAll(t, s, set), 2)
+}
+
+// A process that died between creating the VM and its first snapshot left
+// a standby VM without boot points: the next run replaces it. A VM of that
+// name that StandbyKit did not make is left alone.
+func TestInterruptedCreationIsRedone(t *testing.T) {
+	set := newSample(t, 2)
+	ctx := context.Background()
+	for _, ours := range []bool{true, false} {
+		hv := newMemHypervisor()
+		spec := VMSpec{Name: "v", DiskSizes: []int64{set.Points()[0].Disks[0].Size}}
+		if ours {
+			spec.Annotation = standbyAnnotation(set.Points()[0].SetID)
+		}
+		_, err := hv.CreateStandby(ctx, spec, []File{{Name: "b", Size: 0, Open: func() (io.ReadCloser, error) {
+			return io.NopCloser(strings.NewReader("")), nil
+		}}})
+		require.NoError(t, err)
+		s := &Standby{Hypervisor: hv, Format: &rawFormat{grain: 512}, VM: VMSpec{Name: "v"}}
+		_, err = s.Sync(ctx, set)
+		if !ours {
+			require.ErrorIs(t, err, ErrChainMismatch)
+			continue
+		}
+		require.NoError(t, err)
+		require.Len(t, verifyAll(t, s, set), 3)
+	}
 }

@@ -50,7 +50,9 @@ func (h *Host) AddBootPoint(ctx context.Context, vm bootpoint.VM, deltas []bootp
 			if n == "" || strings.ContainsAny(n, `/\`) || n == "." || n == ".." {
 				return bootpoint.Snapshot{}, fmt.Errorf("esx: disk %d: bad delta file name %q", d.Disk, n)
 			}
-			if inChain(cur, s.ds.Path(path.Join(s.dir, n))) {
+			// The parent's chain must stay; the current leaf may be an
+			// unrecorded delta an interrupted run left, which this replaces.
+			if inChain(parent, s.ds.Path(path.Join(s.dir, n))) {
 				return bootpoint.Snapshot{}, fmt.Errorf("esx: disk %d: delta file %s would overwrite the disk chain", d.Disk, n)
 			}
 		}

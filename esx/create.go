@@ -216,11 +216,12 @@ func (c *countReader) Read(p []byte) (int, error) {
 // (created empty by the import, then filled by NFC), NIC.
 func (h *Host) configSpec(ctx context.Context, spec bootpoint.VMSpec, srcs []base) (*types.VirtualMachineConfigSpec, error) {
 	cfg := &types.VirtualMachineConfigSpec{
-		Name:     spec.Name,
-		GuestId:  spec.GuestID,
-		NumCPUs:  int32(spec.CPUs),
-		MemoryMB: int64(spec.MemoryMiB),
-		Files:    &types.VirtualMachineFileInfo{VmPathName: h.Datastore.Path("")},
+		Name:       spec.Name,
+		Annotation: spec.Annotation,
+		GuestId:    spec.GuestID,
+		NumCPUs:    int32(spec.CPUs),
+		MemoryMB:   int64(spec.MemoryMiB),
+		Files:      &types.VirtualMachineFileInfo{VmPathName: h.Datastore.Path("")},
 	}
 	if cfg.GuestId == "" {
 		cfg.GuestId = string(types.VirtualMachineGuestOsIdentifierOtherGuest64)

@@ -93,7 +93,15 @@ func (h *Host) FindVM(ctx context.Context, name string) (bootpoint.VM, error) {
 	if ref == nil || ref.Reference().Type != "VirtualMachine" {
 		return bootpoint.VM{}, fmt.Errorf("esx: VM %s: %w", name, bootpoint.ErrNotFound)
 	}
-	return bootpoint.VM{Name: name, ID: ref.Reference().Value}, nil
+	var props mo.VirtualMachine
+	if err := object.NewVirtualMachine(h.Client, ref.Reference()).Properties(ctx, ref.Reference(), []string{"config.annotation"}, &props); err != nil {
+		return bootpoint.VM{}, fmt.Errorf("esx: VM %s: %w", name, err)
+	}
+	vm := bootpoint.VM{Name: name, ID: ref.Reference().Value}
+	if props.Config != nil {
+		vm.Annotation = props.Config.Annotation
+	}
+	return vm, nil
 }
 
 // SetPower implements bootpoint.Hypervisor. Asking for the state the VM
