@@ -1,6 +1,7 @@
 package esx
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/vmware/govmomi/object"
@@ -76,6 +78,7 @@ func StartSimulator(ctx context.Context, dir string) (s *Simulator, err error) {
 	for _, method := range []string{http.MethodPut, http.MethodPost} {
 		m.Service.HandleFunc(method+" /nfc/", nfc.serve)
 	}
+	m.Service.HandleFunc(http.MethodPost+" /sdk", s.serveSDK)
 	s.server = m.Service.NewServer()
 	defer func() {
 		if err != nil {
@@ -142,6 +145,47 @@ func (s *Simulator) Close() {
 		s.server.Close()
 	}
 	s.model.Remove()
+}
+
+// serveSDK passes SOAP calls to vcsim, mending one of its bugs on the way:
+// vcsim's RemoveSnapshot_Task deletes the file whose layout key the
+// snapshot recorded at creation, but vcsim renumbers layout keys whenever
+// it refreshes the VM's storage, so the key then names another file — a
+// delta disk that later snapshots still need. Unsetting the key before the
+// call makes vcsim delete nothing; a real host consolidates instead.
+func (s *Simulator) serveSDK(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if m := removeSnapshotCall.FindSubmatch(body); m != nil {
+		s.forgetSnapshotFile(types.ManagedObjectReference{Type: "VirtualMachineSnapshot", Value: string(m[1])})
+	}
+	s.Service.ServeSDK(w, r)
+}
+
+var removeSnapshotCall = regexp.MustCompile(`<RemoveSnapshot_Task[^>]*>\s*<_this[^>]*>([^<]+)</_this>`)
+
+func (s *Simulator) forgetSnapshotFile(ref types.ManagedObjectReference) {
+	reg := s.model.Map()
+	snap, ok := reg.Get(ref).(*simulator.VirtualMachineSnapshot)
+	if !ok {
+		return // vcsim answers with its own fault
+	}
+	vm, ok := reg.Get(snap.Vm).(*simulator.VirtualMachine)
+	if !ok {
+		return
+	}
+	reg.WithLock(simulator.NewContext(), vm, func() {
+		for i := range vm.LayoutEx.Snapshot {
+			if vm.LayoutEx.Snapshot[i].Key == ref {
+				vm.LayoutEx.Snapshot[i].DataKey = -1
+				vm.LayoutEx.Snapshot[i].MemoryKey = -1
+			}
+		}
+	})
 }
 
 // nfcStore stores the body of NFC uploads in the datastore folder, then
