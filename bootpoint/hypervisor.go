@@ -108,7 +108,7 @@ type Snapshot struct {
 // RemoteFile is a file on the host that can be read back.
 type RemoteFile struct {
 	Name string
-	Size int64
+	Size int64 // -1 when the host does not say
 	Open func(ctx context.Context) (io.ReadCloser, error)
 }
 

@@ -215,11 +215,7 @@ func (h *Host) DiskChain(ctx context.Context, vm bootpoint.VM, sn bootpoint.Snap
 			return nil
 		}
 		seen[name] = true
-		f, err := h.remoteFile(ctx, s, name)
-		if err != nil {
-			return err
-		}
-		out = append(out, f)
+		out = append(out, h.remoteFile(s, name))
 		return nil
 	}
 	for ; b != nil; b = b.Parent {
@@ -247,28 +243,18 @@ func (h *Host) DiskChain(ctx context.Context, vm bootpoint.VM, sn bootpoint.Snap
 }
 
 // remoteFile describes a file of the VM's folder (name relative to it).
-func (h *Host) remoteFile(ctx context.Context, s *vmState, name string) (bootpoint.RemoteFile, error) {
+// Its size is left unknown (-1): asking costs a datastore search, or a
+// download where the datastore browser hides extents, and readers do not
+// need it.
+func (h *Host) remoteFile(s *vmState, name string) bootpoint.RemoteFile {
 	p := path.Join(s.dir, name)
 	ds, t := s.ds, h.transport()
-	var size int64
-	if info, err := ds.Stat(ctx, p); err == nil {
-		size = info.GetFileInfo().FileSize
-	} else {
-		// The datastore browser may hide extents (-flat, -delta): ask
-		// the file server instead.
-		r, n, err := t.Download(ctx, ds, p)
-		if err != nil {
-			return bootpoint.RemoteFile{}, fmt.Errorf("esx: %s: %w", ds.Path(p), err)
-		}
-		r.Close()
-		size = n
-	}
 	return bootpoint.RemoteFile{
 		Name: name,
-		Size: size,
+		Size: -1,
 		Open: func(ctx context.Context) (io.ReadCloser, error) {
 			r, _, err := t.Download(ctx, ds, p)
 			return r, err
 		},
-	}, nil
+	}
 }

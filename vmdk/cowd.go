@@ -79,9 +79,10 @@ func NewDelta(parentName string, parent *Descriptor, data []Range) (*Delta, erro
 		return nil, fmt.Errorf("%w: the delta file would pass 2 TiB", ErrTooLarge)
 	}
 	d.free = uint32(next)
-	// The spec wants freeSector below the file's length; pad to the next
-	// MiB as ESXi's own deltas grow in large steps.
-	d.ExtentSize = (next*SectorSize/(1<<20) + 1) << 20
+	// The spec wants freeSector below the file's length: pad to the next
+	// 64 KiB (ESXi's own deltas grow in larger steps; 64 KiB keeps small
+	// boot points small).
+	d.ExtentSize = (next*SectorSize/extentPad + 1) * extentPad
 
 	desc := &Descriptor{
 		Version:            1,
@@ -96,6 +97,9 @@ func NewDelta(parentName string, parent *Descriptor, data []Range) (*Delta, erro
 	d.Descriptor = desc
 	return d, nil
 }
+
+// extentPad is the unit a COWD extent's length is padded to.
+const extentPad = 64 << 10
 
 // forEachRegion calls f for each 2 MiB region that ranges touch, in
 // ascending order, with the ranges clipped to it.

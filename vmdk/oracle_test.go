@@ -170,9 +170,10 @@ func TestDeltaOnlyHoldsChanges(t *testing.T) {
 		}
 	}
 	require.Equal(t, normalize(changes), normalize(inDelta))
-	// Two regions touched: header 4 + GD 1 + 2×32 GT sectors + 17 data
-	// sectors, padded to 1 MiB.
-	require.Equal(t, int64(1<<20), d.ExtentSize)
+	// Three regions touched: header 4 + directory 1 + 3×32 table sectors
+	// + 10 data sectors = 111 sectors, padded to 64 KiB.
+	require.Equal(t, uint32(111), d.free)
+	require.Equal(t, int64(64<<10), d.ExtentSize)
 }
 
 func TestTamperedParentCIDIsRefused(t *testing.T) {
