@@ -225,6 +225,16 @@ func (m *Manager) runTask(ctx context.Context, t *Task, force bool) TaskResult {
 	if st.Paused && !force {
 		return res
 	}
+	if count > t.Standby.limit() {
+		// A run that died between adding a boot point and consolidating
+		// the oldest left one too many.
+		if err := t.Standby.Prune(ctx); err != nil {
+			res.Err = err
+			m.update(t.Name, func(s *TaskState) { s.LastError = err.Error() })
+			return res
+		}
+		m.update(t.Name, func(s *TaskState) { s.BootPoints = t.Standby.limit() })
+	}
 	if !force && !t.Trigger.Due(m.now(), st.LastRun, waiting) || waiting == 0 {
 		return res
 	}

@@ -132,6 +132,9 @@ func (s *Standby) BootPoints(ctx context.Context) (VM, []BootPoint, error) {
 // newest boot point, creating the VM from the first point if needed.
 func (s *Standby) Sync(ctx context.Context, set aipimage.Set) ([]Result, error) {
 	var results []Result
+	if err := s.Prune(ctx); err != nil {
+		return nil, err
+	}
 	for {
 		_, bps, err := s.BootPoints(ctx)
 		if err != nil && !errors.Is(err, ErrNotFound) {
@@ -329,11 +332,30 @@ func (s *Standby) create(ctx context.Context, set aipimage.Set, k int, plan *p2v
 // DefaultMaxBootPoints is ESXi's snapshot chain depth limit.
 const DefaultMaxBootPoints = 30
 
-func (s *Standby) prune(ctx context.Context, vm VM) error {
-	limit := s.MaxBootPoints
-	if limit <= 0 || limit > DefaultMaxBootPoints {
-		limit = DefaultMaxBootPoints
+// limit is the cap on boot points in force.
+func (s *Standby) limit() int {
+	if s.MaxBootPoints <= 0 || s.MaxBootPoints > DefaultMaxBootPoints {
+		return DefaultMaxBootPoints
 	}
+	return s.MaxBootPoints
+}
+
+// Prune consolidates the oldest boot points beyond the cap. Add does it
+// after each boot point; a run interrupted in between leaves more, which
+// the next Sync or manager pass removes.
+func (s *Standby) Prune(ctx context.Context) error {
+	vm, err := s.Hypervisor.FindVM(ctx, s.VM.Name)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.prune(ctx, vm)
+}
+
+func (s *Standby) prune(ctx context.Context, vm VM) error {
+	limit := s.limit()
 	_, bps, err := s.BootPoints(ctx)
 	if err != nil {
 		return err
