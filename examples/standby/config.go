@@ -91,3 +91,42 @@ func (t taskConfig) vmSpec() bootpoint.VMSpec {
 		Controller: p2v.Controller(t.VM.Controller), GuestID: t.VM.GuestID,
 	}
 }
+
+// removeTask deletes a task from the configuration file, keeping every
+// other setting as written (relative paths stay relative).
+func removeTask(path, name string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	var tasks []json.RawMessage
+	if err := json.Unmarshal(doc["tasks"], &tasks); err != nil {
+		return fmt.Errorf("%s: tasks: %w", path, err)
+	}
+	kept := tasks[:0]
+	for _, raw := range tasks {
+		var t struct{ Name string }
+		if err := json.Unmarshal(raw, &t); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if t.Name != name {
+			kept = append(kept, raw)
+		}
+	}
+	if doc["tasks"], err = json.Marshal(kept); err != nil {
+		return err
+	}
+	out, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(out, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -91,11 +91,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fs.StringVar(&o.network, "network", "", "failover: network to connect; testboot: isolated network of the clone")
 		fs.BoolVar(&o.withVM, "with-vm", false, "delete: also delete the standby VM and its disks")
 		fs.StringVar(&o.simDir, "datastore-dir", "standby-datastore", "the simulator's datastore folder when GOVC_URL is unset")
-		if err := fs.Parse(args); err != nil {
+		rest, err := parseInterspersed(fs, args)
+		if err != nil {
 			return err
 		}
 		o.cmd = cmd
-		switch rest := fs.Args(); {
+		switch {
 		case cmd == "status" || cmd == "sync":
 			if len(rest) > 0 {
 				return fmt.Errorf("%s takes no task name (got %s)", cmd, strings.Join(rest, " "))
@@ -108,4 +109,21 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return ops(ctx, out, o)
 	}
 	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+}
+
+// parseInterspersed parses flags before and after positional arguments
+// ("standby failover web01 --point 3"), which package flag alone stops at.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
 }

@@ -3,19 +3,97 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/standbykit/standbykit/esx"
+	"github.com/standbykit/standbykit/internal/sample"
 )
 
 func TestDemo(t *testing.T) {
+	t.Setenv("GOVC_URL", "")
 	var out bytes.Buffer
 	require.NoError(t, run(context.Background(), []string{"demo", "--dir", t.TempDir()}, &out))
-	require.Equal(t, 7, strings.Count(out.String(), "matches source"), out.String())
-	require.NotContains(t, out.String(), "DIFFERS")
+	s := out.String()
+	require.Equal(t, 7, strings.Count(s, "  identical"), s)
+	require.Contains(t, s, "sample-web01-standby  simulator  7 ")
 }
 
 func TestUsage(t *testing.T) {
 	require.ErrorContains(t, run(context.Background(), nil, &bytes.Buffer{}), "usage")
+	require.ErrorContains(t, run(context.Background(), []string{"pause", "--config", "x"}, &bytes.Buffer{}), "one task name")
+}
+
+// The manager commands against one simulator that outlives each command,
+// as a real host would.
+func TestManagerCommands(t *testing.T) {
+	ctx := context.Background()
+	sim, err := esx.StartSimulator(ctx, t.TempDir())
+	require.NoError(t, err)
+	defer sim.Close()
+	t.Setenv("GOVC_URL", sim.Config().URL)
+	t.Setenv("GOVC_INSECURE", "true")
+	t.Setenv("GOVC_DATASTORE", esx.SimDatastore)
+
+	dir := t.TempDir()
+	for i, name := range []string{"web01", "db01"} {
+		_, err := sample.Write(ctx, filepath.Join(dir, name), sample.Options{DiskSize: 4 << 20, Incrementals: 2, Seed: uint64(i)})
+		require.NoError(t, err)
+	}
+	config := filepath.Join(dir, "standby.json")
+	require.NoError(t, os.WriteFile(config, []byte(`{"tasks":[
+		{"name":"web01","images":"web01","trigger":"immediately","vm":{"network":"VM Network"}},
+		{"name":"db01","images":"db01","trigger":"every:2"}]}`), 0o644))
+	cmd := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		err := run(ctx, append([]string{args[0], "--config", config}, args[1:]...), &out)
+		require.NoError(t, err, "%v: %s", args, out.String())
+		return out.String()
+	}
+	status := func() map[string]statusRow {
+		var rows []statusRow
+		require.NoError(t, json.Unmarshal([]byte(cmd("status", "--json")), &rows))
+		m := map[string]statusRow{}
+		for _, r := range rows {
+			m[r.Task] = r
+		}
+		return m
+	}
+
+	require.Contains(t, cmd("status"), "web01  web01-standby  new")
+	out := cmd("sync")
+	require.Contains(t, out, "web01: 1 boot point(s) made")
+	require.Contains(t, out, "db01: 1 boot point(s) made")
+	st := status()
+	require.Equal(t, 2, st["web01"].LastSequence)
+	require.Equal(t, 1, st["db01"].BootPoints)
+
+	cmd("pause", "web01")
+	_, err = sample.Extend(ctx, filepath.Join(dir, "web01"), 1, 5, nil)
+	require.NoError(t, err)
+	require.Contains(t, cmd("sync"), "web01: not due")
+	require.True(t, status()["web01"].Paused)
+	require.Contains(t, cmd("run-now", "web01"), "web01: 1 boot point(s) made")
+	cmd("resume", "web01")
+	require.Equal(t, 2, status()["web01"].BootPoints)
+
+	require.Contains(t, cmd("testboot", "web01", "--network", "Isolated Network"), "chain is untouched")
+	require.Contains(t, cmd("failover", "web01", "--point", "2", "--network", "Failover Network"), "running from boot point 2")
+
+	cmd("delete", "db01", "--with-vm")
+	require.NotContains(t, status(), "db01")
+	host, err := esx.Connect(ctx, sim.Config())
+	require.NoError(t, err)
+	defer host.Close(ctx)
+	_, err = host.FindVM(ctx, "db01-standby")
+	require.Error(t, err)
+	_, err = host.FindVM(ctx, "web01-standby")
+	require.NoError(t, err, fmt.Sprint("web01 stays"))
 }

@@ -155,7 +155,18 @@ func ops(ctx context.Context, out io.Writer, o opsOptions) error {
 		fmt.Fprintf(out, "%s: test boot powered on a throwaway clone and removed it; the chain is untouched\n", t.Standby.VM.Name)
 		return nil
 	case "delete":
-		return m.DeleteTask(ctx, o.task, o.withVM)
+		if err := m.DeleteTask(ctx, o.task, o.withVM); err != nil {
+			return err
+		}
+		if err := removeTask(o.config, o.task); err != nil {
+			return fmt.Errorf("task %s deleted, but %s still lists it: %w", o.task, o.config, err)
+		}
+		what := "its standby VM is kept"
+		if o.withVM {
+			what = "its standby VM and disks are deleted"
+		}
+		fmt.Fprintf(out, "task %s deleted from %s; %s\n", o.task, o.config, what)
+		return nil
 	}
 	return fmt.Errorf("unknown command %q", o.cmd)
 }
