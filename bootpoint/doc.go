@@ -9,4 +9,22 @@
 // them. The invariant every layer is tested against:
 //
 //	content(VM disk chain at boot point k) == content(point k) ⊕ patches(k)
+//
+// Standby keeps one VM from one image set. It talks to the virtualization
+// host through the Hypervisor interface (package esx implements it on
+// VMware ESXi) and writes disks through DiskFormat (VMDK: a
+// streamOptimized base, vmfsSparse deltas). Add creates the VM from the
+// first point it is given, or adds one boot point on top of the newest,
+// covering every increment in between; Verify reads a boot point's disk
+// chain back from the host and compares it with its point. Beyond
+// MaxBootPoints (30, ESXi's snapshot depth) the oldest boot points are
+// consolidated. Each snapshot's description holds the boot point's
+// Metadata, so the host is the source of truth: a run that died anywhere
+// is resumed from what the host shows.
+//
+// Manager runs many Tasks (an image set, a Standby and a Trigger:
+// immediately, daily at a time, or every N increments), concurrently within
+// a per-host and a global limit, and keeps a small state file (written
+// atomically) that it reconciles with the host on every pass. Failover,
+// TestBoot and DeleteTask are the operator's actions.
 package bootpoint
