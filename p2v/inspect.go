@@ -1,0 +1,113 @@
+package p2v
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/standbykit/standbykit/aipimage"
+)
+
+// Disk is a disk to inspect: its content and size.
+type Disk interface {
+	io.ReaderAt
+	Size() int64
+}
+
+// Inspector plans the P2V fixups of backup points. Its zero value is ready
+// to use; it satisfies bootpoint.Inspector. Inspection is deterministic:
+// the same bytes give the same Plan.
+type Inspector struct {
+	// Controller, when set, is the controller the VM will have whatever
+	// the guest's drivers say; the fixups then make its driver boot-start.
+	Controller Controller
+}
+
+// Inspect plans the fixups of a point from its disks.
+func (in Inspector) Inspect(ctx context.Context, p aipimage.Point) (*Plan, error) {
+	var disks []Disk
+	for d := range p.Info().Disks {
+		r, err := p.Disk(d)
+		if err != nil {
+			return nil, err
+		}
+		disks = append(disks, r)
+	}
+	return in.InspectDisks(ctx, disks)
+}
+
+// InspectDisks plans the fixups of a machine from its disks, disk 0 being
+// the boot disk. It reads only metadata: partition tables, file-system
+// structures and the files it needs. A disk it cannot make sense of gives
+// a warning, not an error: the plan then keeps default hardware.
+func (in Inspector) InspectDisks(ctx context.Context, disks []Disk) (*Plan, error) {
+	plan := &Plan{Firmware: FirmwareBIOS}
+	found := false
+	for d, disk := range disks {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		parts, err := partitions(disk)
+		if err != nil {
+			plan.warnf("disk %d: %v", d, err)
+			continue
+		}
+		if d == 0 && parts.table != nil {
+			plan.Firmware = parts.table.Firmware()
+		}
+		for _, part := range parts.list {
+			if found {
+				break
+			}
+			sec := io.NewSectionReader(disk, part.Start, part.Size)
+			ok, err := in.inspectWindows(plan, d, part, sec)
+			if err != nil {
+				return nil, fmt.Errorf("p2v: disk %d partition %d: %w", d, part.Number, err)
+			}
+			found = ok
+		}
+	}
+	if !found {
+		plan.warnf("no Windows system found on the disks: the VM gets default hardware and no fixups")
+	}
+	if _, err := plan.checkPatches(len(disks)); err != nil {
+		return nil, err
+	}
+	return plan, nil
+}
+
+type diskParts struct {
+	table *PartitionTable
+	list  []Partition
+}
+
+// partitions lists a disk's partitions; a disk without a partition table
+// is one file system.
+func partitions(disk Disk) (diskParts, error) {
+	t, err := ReadPartitionTable(disk, disk.Size(), 512)
+	if errors.Is(err, ErrNoPartitionTable) {
+		return diskParts{list: []Partition{{Number: 0, Start: 0, Size: disk.Size()}}}, nil
+	}
+	if err != nil {
+		return diskParts{}, err
+	}
+	return diskParts{table: t, list: t.Partitions}, nil
+}
+
+func (p *Plan) warnf(format string, args ...any) {
+	p.Warnings = append(p.Warnings, fmt.Sprintf(format, args...))
+}
+
+// checkPatches validates every disk's patches.
+func (p *Plan) checkPatches(disks int) (int, error) {
+	n := 0
+	for d := range disks {
+		ps, err := p.DiskPatches(d)
+		if err != nil {
+			return 0, err
+		}
+		n += len(ps)
+	}
+	return n, nil
+}

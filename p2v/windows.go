@@ -1,0 +1,293 @@
+package p2v
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/standbykit/standbykit/p2v/ntfs"
+	"github.com/standbykit/standbykit/p2v/regf"
+)
+
+// WindowsInfo is what inspection learned of a Windows system.
+type WindowsInfo struct {
+	ProductName      string // "Windows Server 2019 Standard"
+	Build            int    // 17763
+	Edition          string // "ServerStandard"
+	InstallationType string // "Server", "Client"
+	Arch             string // "AMD64", "x86"
+	ControlSets      []string
+}
+
+// Server tells a server edition from a client one.
+func (w WindowsInfo) Server() bool {
+	return strings.Contains(w.InstallationType, "Server") || strings.Contains(w.ProductName, "Server")
+}
+
+// storageDrivers are Windows' boot drivers for the controllers a VM can
+// have, in order of preference: VMware's paravirtual driver when the guest
+// has it (VMware Tools), then drivers Windows ships.
+var storageDrivers = []struct {
+	service    string
+	controller Controller
+}{
+	{"pvscsi", ControllerPVSCSI},
+	{"LSI_SAS", ControllerLSILogicSAS},
+	{"storahci", ControllerSATA},
+	{"msahci", ControllerSATA}, // Vista and Server 2008
+	{"stornvme", ControllerNVMe},
+}
+
+const (
+	systemHive   = "Windows/System32/config/SYSTEM"
+	softwareHive = "Windows/System32/config/SOFTWARE"
+)
+
+// inspectWindows looks for a Windows system on one partition. It returns
+// false when there is none (not NTFS, no SYSTEM hive).
+func (in Inspector) inspectWindows(plan *Plan, d int, part Partition, r *sectionReader) (bool, error) {
+	vol, err := ntfs.Open(r, part.Size)
+	switch {
+	case errors.Is(err, ntfs.ErrBitLocker):
+		plan.warnf("disk %d partition %d is BitLocker-encrypted: it cannot be inspected or fixed offline", d, part.Number)
+		return false, nil
+	case errors.Is(err, ntfs.ErrNotNTFS):
+		return false, nil
+	case err != nil:
+		plan.warnf("disk %d partition %d: damaged NTFS volume: %v", d, part.Number, err)
+		return false, nil
+	}
+	sysFile, err := vol.Lookup(systemHive)
+	if errors.Is(err, ntfs.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		plan.warnf("disk %d partition %d: %s: %v", d, part.Number, systemHive, err)
+		return false, nil
+	}
+	sysBytes, err := sysFile.ReadAll()
+	if err != nil {
+		plan.warnf("disk %d partition %d: reading the SYSTEM hive: %v", d, part.Number, err)
+		return true, nil
+	}
+	info := WindowsInfo{}
+	if soft, err := readHive(vol, softwareHive); err != nil {
+		plan.warnf("SOFTWARE hive: %v: the Windows version is unknown", err)
+	} else {
+		info.readVersion(soft)
+	}
+	hive, err := regf.Open(sysBytes)
+	if errors.Is(err, regf.ErrDirty) {
+		plan.warnf("the SYSTEM hive has transaction logs not yet applied (the machine was not shut down cleanly): Windows would replay them over any fix, so none is made; the VM may not find its boot disk")
+		plan.GuestID = info.guestID()
+		plan.Controller = in.Controller
+		if plan.Controller == "" {
+			plan.Controller = ControllerLSILogicSAS
+		}
+		return true, nil
+	}
+	if err != nil {
+		plan.warnf("SYSTEM hive: %v: no fixups", err)
+		return true, nil
+	}
+	info.Arch = arch(hive)
+	plan.GuestID = info.guestID()
+	if info.ControlSets, err = hive.ControlSets(); err != nil {
+		plan.warnf("SYSTEM hive: control sets: %v: no fixups", err)
+		return true, nil
+	}
+	controller, service := in.chooseController(hive, info.ControlSets[0])
+	if service == "" {
+		plan.warnf("Windows has no driver for any VM disk controller (pvscsi, LSI SAS, AHCI, NVMe): it will not boot on the VM")
+		plan.Controller = ControllerLSILogicSAS
+		return true, nil
+	}
+	plan.Controller = controller
+	patched := sysBytes
+	for _, set := range info.ControlSets {
+		key := set + `\Services\` + service
+		if k, err := hive.Key(key); err != nil || k == nil {
+			plan.warnf("%s: missing: the %s driver cannot be made boot-start in %s", key, service, set)
+			continue
+		}
+		if v, err := dword(hive, key, "Start"); err == nil && v == 0 {
+			continue // already boot-start
+		}
+		ps, err := hive.SetDWORD(key, "Start", 0)
+		if err != nil {
+			plan.warnf("%s\\Start: %v: the VM may not find its boot disk", key, err)
+			continue
+		}
+		patched = regf.Apply(patched, ps)
+	}
+	why := fmt.Sprintf("Windows %s: make the %s driver boot-start (Start=0) in %s for the VM's %s controller",
+		info.ProductName, service, strings.Join(info.ControlSets, ", "), controller)
+	return true, hivePatches(plan, d, part, sysFile, sysBytes, patched, why)
+}
+
+// sectionReader is the partition as io.ReaderAt.
+type sectionReader = io.SectionReader
+
+// chooseController picks the VM controller whose driver the guest has.
+func (in Inspector) chooseController(hive *regf.Hive, set string) (Controller, string) {
+	for _, sd := range storageDrivers {
+		if in.Controller != "" && sd.controller != in.Controller {
+			continue
+		}
+		if str(hive, set+`\Services\`+sd.service, "ImagePath") != "" {
+			return sd.controller, sd.service
+		}
+	}
+	return in.Controller, ""
+}
+
+// hivePatches turns the difference between a hive and its patched copy
+// into disk patches through the file's place on the volume.
+func hivePatches(plan *Plan, d int, part Partition, f *ntfs.File, before, after []byte, why string) error {
+	for _, run := range diffRuns(before, after) {
+		ps, err := f.PatchAt(run.off, after[run.off:run.off+run.n])
+		if err != nil {
+			return fmt.Errorf("placing a SYSTEM hive patch: %w", err)
+		}
+		for _, p := range ps {
+			plan.Patches = append(plan.Patches, Patch{Disk: d, Offset: part.Start + p.Offset, Data: p.Data, Why: why})
+		}
+	}
+	return nil
+}
+
+type byteRun struct{ off, n int64 }
+
+// diffRuns lists the runs where two equal-length byte slices differ,
+// joining runs closer than 16 bytes.
+func diffRuns(a, b []byte) []byteRun {
+	var out []byteRun
+	for i := 0; i < len(a); {
+		if a[i] == b[i] {
+			i++
+			continue
+		}
+		j := i + 1
+		for gap := 0; j < len(a) && gap < 16; j++ {
+			if a[j] != b[j] {
+				gap = 0
+			} else {
+				gap++
+			}
+		}
+		end := j
+		for end > i && a[end-1] == b[end-1] {
+			end--
+		}
+		out = append(out, byteRun{int64(i), int64(end - i)})
+		i = j
+	}
+	return out
+}
+
+func readHive(vol *ntfs.Volume, path string) (*regf.Hive, error) {
+	f, err := vol.Lookup(path)
+	if err != nil {
+		return nil, err
+	}
+	b, err := f.ReadAll()
+	if err != nil {
+		return nil, err
+	}
+	return regf.Open(b)
+}
+
+func dword(h *regf.Hive, key, value string) (uint32, error) {
+	k, err := h.Key(key)
+	if err != nil {
+		return 0, err
+	}
+	v, err := k.Value(value)
+	if err != nil {
+		return 0, err
+	}
+	return v.DWORD()
+}
+
+func str(h *regf.Hive, key, value string) string {
+	k, err := h.Key(key)
+	if err != nil {
+		return ""
+	}
+	v, err := k.Value(value)
+	if err != nil {
+		return ""
+	}
+	s, _ := v.String()
+	return s
+}
+
+func (w *WindowsInfo) readVersion(soft *regf.Hive) {
+	const cv = `Microsoft\Windows NT\CurrentVersion`
+	w.ProductName = str(soft, cv, "ProductName")
+	w.Edition = str(soft, cv, "EditionID")
+	w.InstallationType = str(soft, cv, "InstallationType")
+	build := str(soft, cv, "CurrentBuildNumber")
+	if build == "" {
+		build = str(soft, cv, "CurrentBuild")
+	}
+	w.Build, _ = strconv.Atoi(build)
+	// Windows 11 still says "Windows 10" in ProductName; the build tells.
+	if w.Build >= 22000 && !w.Server() {
+		w.ProductName = strings.Replace(w.ProductName, "Windows 10", "Windows 11", 1)
+	}
+}
+
+func arch(h *regf.Hive) string {
+	set, err := h.CurrentControlSet()
+	if err != nil {
+		return ""
+	}
+	return str(h, set+`\Control\Session Manager\Environment`, "PROCESSOR_ARCHITECTURE")
+}
+
+// guestID maps a Windows version to ESXi's guest identifier.
+func (w WindowsInfo) guestID() string {
+	x64 := !strings.EqualFold(w.Arch, "x86")
+	pick := func(id64, id32 string) string {
+		if x64 || id32 == "" {
+			return id64
+		}
+		return id32
+	}
+	b := w.Build
+	if w.Server() {
+		switch {
+		case b >= 26100:
+			return "windows2022srvNext_64Guest" // Server 2025
+		case b >= 20348:
+			return "windows2019srvNext_64Guest" // Server 2022
+		case b >= 17763:
+			return "windows2019srv_64Guest"
+		case b >= 14393:
+			return "windows9Server64Guest" // Server 2016
+		case b >= 9200:
+			return "windows8Server64Guest" // Server 2012 and 2012 R2
+		case b >= 7600:
+			return "windows7Server64Guest" // Server 2008 R2
+		case b >= 6001:
+			return pick("winLonghorn64Guest", "winLonghornGuest")
+		}
+		return "windows9Server64Guest"
+	}
+	switch {
+	case b >= 22000:
+		return "windows11_64Guest"
+	case b >= 10240:
+		return pick("windows9_64Guest", "windows9Guest") // Windows 10
+	case b >= 9200:
+		return pick("windows8_64Guest", "windows8Guest")
+	case b >= 7600:
+		return pick("windows7_64Guest", "windows7Guest")
+	case b >= 6000:
+		return pick("winVista64Guest", "winVistaGuest")
+	}
+	return pick("windows9_64Guest", "windows9Guest")
+}

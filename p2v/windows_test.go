@@ -1,0 +1,251 @@
+package p2v
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/standbykit/standbykit/internal/oracle"
+	"github.com/standbykit/standbykit/p2v/ntfs"
+)
+
+// hive builds a registry hive with hivexsh from the regf package's small
+// test hive (a root, ControlSet001\Services\pvscsi and Select).
+func hive(t *testing.T, script string) string {
+	t.Helper()
+	oracle.Require(t, "hivexsh")
+	src, err := os.ReadFile(filepath.Join("regf", "testdata", "small.hiv"))
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "hive")
+	require.NoError(t, os.WriteFile(path, src, 0o644))
+	cmd := exec.Command("hivexsh", "-w", path)
+	cmd.Stdin = strings.NewReader(script + "commit\n")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+	return path
+}
+
+const softwareScript = `cd \
+cd ControlSet001
+del
+cd \
+cd Select
+del
+cd \
+add Microsoft
+cd Microsoft
+add Windows NT
+cd Windows NT
+add CurrentVersion
+cd CurrentVersion
+setval 4
+ProductName
+string:Windows Server 2019 Standard
+CurrentBuildNumber
+string:17763
+EditionID
+string:ServerStandard
+InstallationType
+string:Server
+`
+
+// systemScript gives the machine LSI SAS and AHCI drivers (not started at
+// boot) in two control sets; withPVSCSI keeps VMware's paravirtual one.
+func systemScript(withPVSCSI bool) string {
+	s := `cd \ControlSet001\Services
+`
+	if !withPVSCSI {
+		s += `cd pvscsi
+del
+cd \ControlSet001\Services
+`
+	}
+	for _, drv := range []string{"LSI_SAS", "storahci"} {
+		s += "add " + drv + "\ncd " + drv + "\nsetval 2\nStart\ndword:0x00000003\nImagePath\nexpandstring:System32\\drivers\\" + strings.ToLower(drv) + ".sys\ncd ..\n"
+	}
+	s += `cd \ControlSet001
+add Control
+cd Control
+add Session Manager
+cd Session Manager
+add Environment
+cd Environment
+setval 1
+PROCESSOR_ARCHITECTURE
+string:AMD64
+cd \Select
+setval 3
+Current
+dword:0x00000001
+Default
+dword:0x00000001
+LastKnownGood
+dword:0x00000001
+`
+	return s
+}
+
+// windowsVolume is the ntfs package's Windows-like fixture volume with
+// real hives copied in by ntfscp.
+func windowsVolume(t *testing.T, system, software string) []byte {
+	t.Helper()
+	oracle.Require(t, "ntfscp")
+	zf, err := os.Open(filepath.Join("ntfs", "testdata", "windows.img.gz"))
+	require.NoError(t, err)
+	defer zf.Close()
+	zr, err := gzip.NewReader(zf)
+	require.NoError(t, err)
+	vol, err := io.ReadAll(zr)
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "vol.img")
+	require.NoError(t, os.WriteFile(path, vol, 0o644))
+	oracle.Run(t, "ntfscp", "-f", "-q", path, system, "/Windows/System32/config/SYSTEM")
+	oracle.Run(t, "ntfscp", "-f", "-q", path, software, "/Windows/System32/config/SOFTWARE")
+	vol, err = os.ReadFile(path)
+	require.NoError(t, err)
+	return vol
+}
+
+// diskWith partitions a disk with sfdisk and puts vol at the partition
+// of the given number; it returns the disk and the partition's offset.
+func diskWith(t *testing.T, script string, part int, vol []byte) ([]byte, int64) {
+	t.Helper()
+	sfdisk := requireSfdisk(t)
+	path := filepath.Join(t.TempDir(), "disk.img")
+	require.NoError(t, os.WriteFile(path, nil, 0o644))
+	require.NoError(t, os.Truncate(path, 24<<20))
+	cmd := exec.Command(sfdisk, "-q", path)
+	cmd.Stdin = strings.NewReader(script)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+	disk, err := os.ReadFile(path)
+	require.NoError(t, err)
+	table, err := ReadPartitionTable(bytes.NewReader(disk), int64(len(disk)), 512)
+	require.NoError(t, err)
+	var start int64 = -1
+	for _, p := range table.Partitions {
+		if p.Number == part {
+			start = p.Start
+		}
+	}
+	require.GreaterOrEqual(t, start, int64(0))
+	copy(disk[start:], vol)
+	return disk, start
+}
+
+func TestInspectWindows(t *testing.T) {
+	oracle.Require(t, "hivexget")
+	oracle.Require(t, "ntfscat")
+	oracle.Require(t, "hivexml")
+	software := hive(t, softwareScript)
+	cases := []struct {
+		name       string
+		table      string
+		part       int
+		pvscsi     bool
+		firmware   Firmware
+		controller Controller
+		driver     string
+	}{
+		{"mbr-lsi", "label: dos\nstart=2048, size=16384, type=7, bootable\n", 1, false, FirmwareBIOS, ControllerLSILogicSAS, "LSI_SAS"},
+		{"gpt-pvscsi", "label: gpt\nstart=2048, size=2048, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\nstart=4096, size=32, type=E3C9E316-0B5C-4DB8-817D-F92DF00215AE\nstart=8192, size=16384, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n", 3, true, FirmwareEFI, ControllerPVSCSI, "pvscsi"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			system := hive(t, systemScript(tc.pvscsi))
+			vol := windowsVolume(t, system, software)
+			disk, start := diskWith(t, tc.table, tc.part, vol)
+
+			plan, err := Inspector{}.InspectDisks(context.Background(), []Disk{bytes.NewReader(disk)})
+			require.NoError(t, err)
+			require.Equal(t, tc.firmware, plan.Firmware)
+			require.Equal(t, "windows2019srv_64Guest", plan.GuestID)
+			require.Equal(t, tc.controller, plan.Controller)
+			require.NotEmpty(t, plan.Patches, "%+v", plan.Warnings)
+			for _, p := range plan.Patches {
+				require.Contains(t, p.Why, tc.driver)
+			}
+
+			// Every patched byte lies in the SYSTEM hive's data on the volume.
+			v, err := ntfs.Open(bytes.NewReader(vol), int64(len(vol)))
+			require.NoError(t, err)
+			f, err := v.Lookup("/Windows/System32/config/SYSTEM")
+			require.NoError(t, err)
+			ranges, err := f.Ranges()
+			require.NoError(t, err)
+			for _, p := range plan.Patches {
+				inside := false
+				for _, r := range ranges {
+					if p.Offset >= start+r.Offset && p.End() <= start+r.End() {
+						inside = true
+					}
+				}
+				require.True(t, inside, "patch at %d outside the SYSTEM hive", p.Offset)
+			}
+
+			// Apply; the oracles read the result.
+			patched := bytes.Clone(disk)
+			for _, p := range plan.Patches {
+				copy(patched[p.Offset:], p.Data)
+			}
+			volPath := filepath.Join(t.TempDir(), "patched.img")
+			require.NoError(t, os.WriteFile(volPath, patched[start:start+int64(len(vol))], 0o644))
+			oracle.Require(t, "ntfsfix")
+			oracle.Run(t, "ntfsfix", "-n", volPath)
+			sysPath := filepath.Join(t.TempDir(), "SYSTEM")
+			require.NoError(t, os.WriteFile(sysPath, oracle.Run(t, "ntfscat", volPath, "/Windows/System32/config/SYSTEM"), 0o644))
+			got := strings.TrimSpace(string(oracle.Run(t, "hivexget", sysPath, `ControlSet001\Services\`+tc.driver, "Start")))
+			require.Equal(t, "0", got)
+			// The other driver is untouched.
+			require.Equal(t, "3", strings.TrimSpace(string(oracle.Run(t, "hivexget", sysPath, `ControlSet001\Services\storahci`, "Start"))))
+			// In the hive, only that one value changed (hivexml with cell
+			// offsets stripped), and the SOFTWARE hive is byte-identical.
+			origVol := filepath.Join(t.TempDir(), "orig.img")
+			require.NoError(t, os.WriteFile(origVol, vol, 0o644))
+			origSys := filepath.Join(t.TempDir(), "SYSTEM")
+			require.NoError(t, os.WriteFile(origSys, oracle.Run(t, "ntfscat", origVol, "/Windows/System32/config/SYSTEM"), 0o644))
+			before, after := hiveLines(t, origSys), hiveLines(t, sysPath)
+			require.Equal(t, len(before), len(after))
+			var changed []string
+			for i := range before {
+				if before[i] != after[i] {
+					changed = append(changed, before[i]+" → "+after[i])
+				}
+			}
+			require.Len(t, changed, 1, "%v", changed)
+			require.Contains(t, changed[0], `key="Start" value="3"`)
+			require.Equal(t, oracle.Run(t, "ntfscat", origVol, "/Windows/System32/config/SOFTWARE"),
+				oracle.Run(t, "ntfscat", volPath, "/Windows/System32/config/SOFTWARE"))
+
+			// Inspection is deterministic: the plan of the same bytes is the same.
+			again, err := Inspector{}.InspectDisks(context.Background(), []Disk{bytes.NewReader(disk)})
+			require.NoError(t, err)
+			require.Equal(t, plan.Digest(), again.Digest())
+		})
+	}
+}
+
+func TestInspectNoWindows(t *testing.T) {
+	plan, err := Inspector{}.InspectDisks(context.Background(), []Disk{bytes.NewReader(make([]byte, 4<<20))})
+	require.NoError(t, err)
+	require.Empty(t, plan.Patches)
+	require.Contains(t, strings.Join(plan.Warnings, "\n"), "no Windows system")
+}
+
+// hiveLines is hivexml's dump of a hive, one element a line, without the
+// cell offsets that an edit may move.
+func hiveLines(t *testing.T, path string) []string {
+	t.Helper()
+	xml := string(oracle.Run(t, "hivexml", path))
+	xml = regexp.MustCompile(` (hivex:)?offset="[^"]*"`).ReplaceAllString(xml, "")
+	return strings.Split(strings.ReplaceAll(xml, "><", ">\n<"), "\n")
+}
