@@ -20,7 +20,7 @@ import (
 
 // hive builds a registry hive with hivexsh from the regf package's small
 // test hive (a root, ControlSet001\Services\pvscsi and Select).
-func hive(t *testing.T, script string) string {
+func hive(t testing.TB, script string) string {
 	t.Helper()
 	oracle.Require(t, "hivexsh")
 	src, err := os.ReadFile(filepath.Join("regf", "testdata", "small.hiv"))
@@ -94,11 +94,9 @@ dword:0x00000001
 	return s
 }
 
-// windowsVolume is the ntfs package's Windows-like fixture volume with
-// real hives copied in by ntfscp.
-func windowsVolume(t *testing.T, system, software string) []byte {
+// readFixture returns the ntfs package's Windows-like fixture volume.
+func readFixture(t testing.TB) []byte {
 	t.Helper()
-	oracle.Require(t, "ntfscp")
 	zf, err := os.Open(filepath.Join("ntfs", "testdata", "windows.img.gz"))
 	require.NoError(t, err)
 	defer zf.Close()
@@ -106,11 +104,25 @@ func windowsVolume(t *testing.T, system, software string) []byte {
 	require.NoError(t, err)
 	vol, err := io.ReadAll(zr)
 	require.NoError(t, err)
+	return vol
+}
+
+// windowsVolumeFile writes the fixture volume with real hives copied in by
+// ntfscp, and returns its path.
+func windowsVolumeFile(t testing.TB, system, software string) string {
+	t.Helper()
+	oracle.Require(t, "ntfscp")
 	path := filepath.Join(t.TempDir(), "vol.img")
-	require.NoError(t, os.WriteFile(path, vol, 0o644))
+	require.NoError(t, os.WriteFile(path, readFixture(t), 0o644))
 	oracle.Run(t, "ntfscp", "-f", "-q", path, system, "/Windows/System32/config/SYSTEM")
 	oracle.Run(t, "ntfscp", "-f", "-q", path, software, "/Windows/System32/config/SOFTWARE")
-	vol, err = os.ReadFile(path)
+	return path
+}
+
+// windowsVolume is windowsVolumeFile's content.
+func windowsVolume(t testing.TB, system, software string) []byte {
+	t.Helper()
+	vol, err := os.ReadFile(windowsVolumeFile(t, system, software))
 	require.NoError(t, err)
 	return vol
 }
