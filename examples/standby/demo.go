@@ -67,7 +67,8 @@ func demo(ctx context.Context, out io.Writer, o demoOptions) error {
 	sb := &bootpoint.Standby{
 		Hypervisor: tgt.host,
 		Format:     tgt.format,
-		VM:         bootpoint.VMSpec{Name: vmName, Controller: p2v.ControllerPVSCSI},
+		Inspector:  p2v.Inspector{},
+		VM:         bootpoint.VMSpec{Name: vmName},
 		Library:    "standbykit demo",
 		Logger:     logger,
 		Progress:   progressPrinter(out),

@@ -16,6 +16,7 @@ import (
 
 	"github.com/standbykit/standbykit/aipimage"
 	"github.com/standbykit/standbykit/bootpoint"
+	"github.com/standbykit/standbykit/p2v"
 )
 
 type runOptions struct {
@@ -44,7 +45,8 @@ func runOnce(ctx context.Context, out io.Writer, o runOptions) error {
 		return err
 	}
 	defer tgt.close(context.WithoutCancel(ctx))
-	sb := &bootpoint.Standby{Hypervisor: tgt.host, Format: tgt.format, VM: bootpoint.VMSpec{Name: o.vm}, Library: "standbykit", Logger: logger, Progress: progressPrinter(out)}
+	sb := &bootpoint.Standby{Hypervisor: tgt.host, Format: tgt.format, Inspector: p2v.Inspector{}, VM: bootpoint.VMSpec{Name: o.vm},
+		Library: "standbykit", Logger: logger, Progress: progressPrinter(out)}
 	results, err := sb.Sync(ctx, set)
 	if err != nil {
 		return err
@@ -93,7 +95,8 @@ func ops(ctx context.Context, out io.Writer, o opsOptions) error {
 	for _, tc := range cfg.Tasks {
 		trig, _ := bootpoint.ParseTrigger(tc.Trigger) // checked by loadConfig
 		t := &bootpoint.Task{Name: tc.Name, Images: tc.Images, Host: tc.Host, Trigger: trig,
-			Standby: &bootpoint.Standby{VM: tc.vmSpec(), MaxBootPoints: tc.MaxBootPoints, Library: "standbykit", Logger: logger}}
+			Standby: &bootpoint.Standby{VM: tc.vmSpec(), MaxBootPoints: tc.MaxBootPoints, Library: "standbykit", Logger: logger,
+				Inspector: p2v.Inspector{Controller: p2v.Controller(tc.VM.Controller)}}}
 		if tc.PassphraseEnv != "" {
 			t.Passphrase = []byte(os.Getenv(tc.PassphraseEnv))
 		}
