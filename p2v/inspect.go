@@ -43,11 +43,8 @@ func (in Inspector) Inspect(ctx context.Context, p aipimage.Point) (*Plan, error
 // a warning, not an error: the plan then keeps default hardware.
 func (in Inspector) InspectDisks(ctx context.Context, disks []Disk) (*Plan, error) {
 	plan := &Plan{Firmware: FirmwareBIOS}
-	found := false
+	var vols []volume
 	for d, disk := range disks {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
 		parts, err := partitions(disk)
 		if err != nil {
 			plan.warnf("disk %d: %v", d, err)
@@ -57,19 +54,32 @@ func (in Inspector) InspectDisks(ctx context.Context, disks []Disk) (*Plan, erro
 			plan.Firmware = parts.table.Firmware()
 		}
 		for _, part := range parts.list {
-			if found {
-				break
-			}
-			sec := io.NewSectionReader(disk, part.Start, part.Size)
-			ok, err := in.inspectWindows(plan, d, part, sec)
-			if err != nil {
-				return nil, fmt.Errorf("p2v: disk %d partition %d: %w", d, part.Number, err)
-			}
-			found = ok
+			r := io.NewSectionReader(disk, part.Start, part.Size)
+			vols = append(vols, volume{disk: d, part: part, r: r, uuid: probeUUID(r, part.Size)})
+		}
+	}
+	found := false
+	for _, v := range vols {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		ok, err := in.inspectWindows(plan, v.disk, v.part, v.r)
+		if err != nil {
+			return nil, fmt.Errorf("p2v: disk %d partition %d: %w", v.disk, v.part.Number, err)
+		}
+		if found = ok; found {
+			break
 		}
 	}
 	if !found {
-		plan.warnf("no Windows system found on the disks: the VM gets default hardware and no fixups")
+		ok, err := in.inspectLinux(plan, vols)
+		if err != nil {
+			return nil, fmt.Errorf("p2v: %w", err)
+		}
+		found = ok
+	}
+	if !found {
+		plan.warnf("no Windows or Linux system found on the disks: the VM gets default hardware and no fixups")
 	}
 	if _, err := plan.checkPatches(len(disks)); err != nil {
 		return nil, err

@@ -47,7 +47,7 @@ const (
 
 // inspectWindows looks for a Windows system on one partition. It returns
 // false when there is none (not NTFS, no SYSTEM hive).
-func (in Inspector) inspectWindows(plan *Plan, d int, part Partition, r *sectionReader) (bool, error) {
+func (in Inspector) inspectWindows(plan *Plan, d int, part Partition, r *io.SectionReader) (bool, error) {
 	vol, err := ntfs.Open(r, part.Size)
 	switch {
 	case errors.Is(err, ntfs.ErrBitLocker):
@@ -126,9 +126,6 @@ func (in Inspector) inspectWindows(plan *Plan, d int, part Partition, r *section
 		info.ProductName, service, strings.Join(info.ControlSets, ", "), controller)
 	return true, hivePatches(plan, d, part, sysFile, sysBytes, patched, why)
 }
-
-// sectionReader is the partition as io.ReaderAt.
-type sectionReader = io.SectionReader
 
 // chooseController picks the VM controller whose driver the guest has.
 func (in Inspector) chooseController(hive *regf.Hive, set string) (Controller, string) {

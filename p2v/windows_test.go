@@ -250,7 +250,7 @@ func TestInspectNoWindows(t *testing.T) {
 	plan, err := Inspector{}.InspectDisks(context.Background(), []Disk{bytes.NewReader(make([]byte, 4<<20))})
 	require.NoError(t, err)
 	require.Empty(t, plan.Patches)
-	require.Contains(t, strings.Join(plan.Warnings, "\n"), "no Windows system")
+	require.Contains(t, strings.Join(plan.Warnings, "\n"), "no Windows or Linux system")
 }
 
 // hiveLines is hivexml's dump of a hive, one element a line, without the

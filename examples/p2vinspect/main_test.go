@@ -21,7 +21,7 @@ func TestInspectImagePointAndRawDisk(t *testing.T) {
 	require.NoError(t, run(ctx, []string{"--images", dir}, &out))
 	// The sample disk has an MBR and no Windows: BIOS, no patches.
 	require.Contains(t, out.String(), "firmware:   bios")
-	require.Contains(t, out.String(), "no Windows system")
+	require.Contains(t, out.String(), "no Windows or Linux system")
 
 	raw := filepath.Join(t.TempDir(), "disk.raw")
 	require.NoError(t, os.WriteFile(raw, s.Disks[1], 0o644))
