@@ -360,6 +360,7 @@ func (s *Standby) prune(ctx context.Context, vm VM) error {
 	if err != nil {
 		return err
 	}
+	removed := len(bps) > limit
 	for len(bps) > limit {
 		oldest := bps[0]
 		if err := s.Hypervisor.RemoveSnapshot(ctx, vm, oldest.Snapshot); err != nil {
@@ -368,8 +369,28 @@ func (s *Standby) prune(ctx context.Context, vm VM) error {
 		s.logger().Info("oldest boot point consolidated", "vm", vm.Name, "sequence", oldest.Meta.Sequence)
 		bps = bps[1:]
 	}
+	if !removed {
+		return nil
+	}
+	// Check the result: exactly the newer boot points remain, in order.
+	_, after, err := s.BootPoints(ctx)
+	if err != nil {
+		return err
+	}
+	if len(after) != len(bps) {
+		return fmt.Errorf("%w: %d boot points after consolidation, expected %d", ErrConsolidation, len(after), len(bps))
+	}
+	for i := range after {
+		if after[i].Snapshot.ID != bps[i].Snapshot.ID || after[i].Meta.PointID != bps[i].Meta.PointID {
+			return fmt.Errorf("%w: boot point %d is not the one expected after consolidation", ErrConsolidation, after[i].Meta.Sequence)
+		}
+	}
 	return nil
 }
+
+// ErrConsolidation reports boot points that do not look as they should
+// after the oldest were consolidated.
+var ErrConsolidation = errors.New("bootpoint: consolidation left unexpected boot points")
 
 // MismatchError reports a boot point whose disk differs from its point.
 type MismatchError struct {

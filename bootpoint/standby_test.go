@@ -220,3 +220,15 @@ func TestInterruptedCreationIsRedone(t *testing.T) {
 		require.Len(t, verifyAll(t, s, set), 3)
 	}
 }
+
+// silentRemover claims to remove snapshots but keeps them.
+type silentRemover struct{ *memHypervisor }
+
+func (silentRemover) RemoveSnapshot(context.Context, VM, Snapshot) error { return nil }
+
+func TestConsolidationIsChecked(t *testing.T) {
+	set := newSample(t, 3)
+	s := &Standby{Hypervisor: silentRemover{newMemHypervisor()}, Format: &rawFormat{grain: 512}, VM: VMSpec{Name: "v"}, MaxBootPoints: 2}
+	_, err := s.Sync(context.Background(), set)
+	require.ErrorIs(t, err, ErrConsolidation)
+}
