@@ -85,8 +85,13 @@ func (vg *VG) segToPV(s *Segment, off int64) (string, int64, int64, error) {
 	return pv.Name, pv.PEStart + st.StartPE*ext + row*cs + within, cs - within, nil
 }
 
-// Map returns the runs of logical volume lv on its PVs, in LV order. A
-// striped segment yields one run per stripe chunk.
+// maxMapRuns bounds Map: a large LV striped in small chunks is better
+// walked with ToPV.
+const maxMapRuns = 1 << 20
+
+// Map returns the runs of logical volume lv on its PVs, in LV order,
+// adjacent runs merged. A striped segment yields one run per stripe
+// chunk; an LV of more than a million runs is ErrUnsupported (use ToPV).
 func (vg *VG) Map(lv string) ([]Extent, error) {
 	l, err := vg.LV(lv)
 	if err != nil {
@@ -104,6 +109,9 @@ func (vg *VG) Map(lv string) ([]Extent, error) {
 		if k := len(out) - 1; k >= 0 && out[k].PV == name && out[k].PVOffset+out[k].Length == pvOff {
 			out[k].Length += n
 		} else {
+			if len(out) == maxMapRuns {
+				return nil, fmt.Errorf("%w: LV %s maps to more than %d runs", ErrUnsupported, lv, maxMapRuns)
+			}
 			out = append(out, Extent{LVOffset: off, PV: name, PVOffset: pvOff, Length: n})
 		}
 		off += n

@@ -263,9 +263,14 @@ func readMDAHeader(r io.ReaderAt, a Area, size int64) (*MetadataArea, error) {
 	if m.Version != mdaVersion {
 		return nil, fmt.Errorf("%w: metadata area version %d", ErrUnsupported, m.Version)
 	}
-	if m.Start != a.Offset || m.Size != a.Size {
-		return nil, fmt.Errorf("%w: metadata area header says %d+%d, PV header %d+%d",
-			ErrCorrupt, m.Start, m.Size, a.Offset, a.Size)
+	// As LVM2 does, insist on the start and take the header's size, which
+	// is the one the circular buffer wraps at.
+	if m.Start != a.Offset {
+		return nil, fmt.Errorf("%w: metadata area header says it starts at %d, PV header %d",
+			ErrCorrupt, m.Start, a.Offset)
+	}
+	if m.Size < 2*mdaHeaderSize || m.Size > size-m.Start {
+		return nil, fmt.Errorf("%w: metadata area header size %d at %d on a %d-byte device", ErrCorrupt, m.Size, m.Start, size)
 	}
 	for p := 40; p+24 <= len(b); p += 24 {
 		l := RawLocation{

@@ -127,6 +127,9 @@ func ParseMetadata(text []byte) (*VG, error) {
 			if err != nil {
 				return nil, fmt.Errorf("VG %s: %w", vg.Name, err)
 			}
+			if _, err := vg.LV(lv.Name); err == nil {
+				return nil, fmt.Errorf("%w: VG %s: LV %s listed twice", ErrCorrupt, vg.Name, lv.Name)
+			}
 			vg.LVs = append(vg.LVs, lv)
 		}
 	}
