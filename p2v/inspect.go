@@ -58,8 +58,12 @@ func (in Inspector) InspectDisks(ctx context.Context, disks []Disk) (*Plan, erro
 			vols = append(vols, volume{disk: d, part: part, r: r, uuid: probeUUID(r, part.Size)})
 		}
 	}
+	vols = append(vols, logicalVolumes(plan, vols)...)
 	found := false
 	for _, v := range vols {
+		if v.lv != "" {
+			continue // Windows does not live on LVM
+		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}

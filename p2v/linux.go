@@ -21,9 +21,25 @@ type LinuxInfo struct {
 // Linux fstab can call it.
 type volume struct {
 	disk int
-	part Partition
+	part Partition // for a logical volume: Number 0 and the LV's size
 	r    *io.SectionReader
 	uuid string // file-system or swap UUID, "" when unknown
+	// lv names a logical volume ("vg/lv"); toDisk then maps its bytes to
+	// the physical volumes' disks.
+	lv     string
+	toDisk func(off int64, data []byte) ([]Patch, error)
+}
+
+// patches places bytes of the volume on the disks.
+func (v *volume) patches(off int64, data []byte, why string) ([]Patch, error) {
+	if v.toDisk == nil {
+		return []Patch{{Disk: v.disk, Offset: v.part.Start + off, Data: data, Why: why}}, nil
+	}
+	ps, err := v.toDisk(off, data)
+	for i := range ps {
+		ps[i].Why = why
+	}
+	return ps, err
 }
 
 // linuxDevice matches device names that do not survive the move to a VM:
@@ -195,7 +211,12 @@ func rewrite(plan *Plan, v *volume, fs *ext4.FS, path string, old, neu []byte, w
 		return
 	}
 	for _, p := range ps {
-		plan.Patches = append(plan.Patches, Patch{Disk: v.disk, Offset: v.part.Start + p.Offset, Data: p.Data, Why: why})
+		dps, err := v.patches(p.Offset, p.Data, why)
+		if err != nil {
+			plan.warnf("%s: placing a patch: %v", path, err)
+			return
+		}
+		plan.Patches = append(plan.Patches, dps...)
 	}
 }
 

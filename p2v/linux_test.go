@@ -100,13 +100,19 @@ func TestInspectRHELLike(t *testing.T) {
 		"etc/udev/rules.d/70-persistent-net.rules": "# generated\nSUBSYSTEM==\"net\", ACTION==\"add\", ATTR{address}==\"00:25:90:aa:bb:cc\", NAME=\"eth0\"\n",
 	}, uuidRoot, 16)
 	grub := "menuentry 'RHEL' {\n\tlinux /vmlinuz-4.18.0-372.el8.x86_64 root=/dev/sda2 ro crashkernel=auto\n\tinitrd /initramfs-4.18.0-372.el8.x86_64.img\n}\n"
-	boot := mkext4(t, map[string]string{"grub2/grub.cfg": grub}, uuidBoot, 8)
+	boot := mkext4(t, map[string]string{
+		"grub2/grub.cfg":                      grub,
+		"initramfs-4.18.0-372.el8.x86_64.img": mkInitramfs(t, "4.18.0-372.el8.x86_64", "kernel/drivers/message/fusion/mptsas.ko.xz", "kernel/drivers/ata/ahci.ko.xz"),
+		"initramfs-4.18.0-80.el8.x86_64.img":  mkInitramfs(t, "4.18.0-80.el8.x86_64", "kernel/drivers/scsi/vmw_pvscsi.ko.xz"),
+	}, uuidBoot, 8)
 	disk := partitionedDisk(t, "label: dos\nsize=8M, type=83, bootable\nsize=16M, type=83\nsize=2M, type=82\n", 32, boot, root, mkswap(t, uuidSwap, 2))
 
 	plan, err := Inspector{}.InspectDisks(context.Background(), []Disk{bytes.NewReader(disk)})
 	require.NoError(t, err)
 	require.Equal(t, FirmwareBIOS, plan.Firmware)
 	require.Equal(t, "rhel8_64Guest", plan.GuestID)
+	// The newest kernel's initramfs has LSI SAS and AHCI: LSI SAS first.
+	require.Equal(t, ControllerLSILogicSAS, plan.Controller, "%v", plan.Warnings)
 	require.NotEmpty(t, plan.Patches)
 
 	patched := bytes.Clone(disk)
@@ -140,6 +146,8 @@ func TestInspectUbuntuLikeOnGPT(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, FirmwareEFI, plan.Firmware)
 	require.Equal(t, "ubuntu64Guest", plan.GuestID)
+	require.Equal(t, ControllerLSILogicSAS, plan.Controller)
+	require.Contains(t, strings.Join(plan.Warnings, "\n"), "no initramfs")
 	require.Empty(t, plan.Patches, "nothing named by device that can be resolved")
 	warnings := strings.Join(plan.Warnings, "\n")
 	require.Contains(t, warnings, "/dev/disk/by-id/wwn-0x5000c500a1b2c3d4-part3")
@@ -159,4 +167,23 @@ func TestLinuxGuestIDs(t *testing.T) {
 	} {
 		require.Equal(t, want, parseOSRelease([]byte(release)).guestID(), release)
 	}
+}
+
+// mkInitramfs builds a gzip-compressed newc cpio archive with the cpio tool
+// holding the given module files of one kernel.
+func mkInitramfs(t *testing.T, kernel string, modules ...string) string {
+	t.Helper()
+	oracle.Require(t, "cpio")
+	root := t.TempDir()
+	for _, m := range append(modules, "modules.dep") {
+		p := filepath.Join(root, "usr/lib/modules", kernel, m)
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte("module "+m), 0o644))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(root, "init"), []byte("#!/bin/sh\n"), 0o755))
+	cmd := exec.Command("sh", "-c", "find . | cpio -o -H newc --quiet | gzip -9")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	require.NoError(t, err)
+	return string(out)
 }
