@@ -86,11 +86,6 @@ func (s *source) fill() error {
 // together with that error.
 func (s *source) peek(n int) ([]byte, error) {
 	for s.buffered() < n {
-		if s.end == len(s.buf) && s.pos > sourceHistory {
-			// make room: fill compacts when the buffer is full
-		} else if s.end == len(s.buf) {
-			return s.buf[s.pos:s.end], nil
-		}
 		if err := s.fill(); err != nil {
 			return s.buf[s.pos:s.end], err
 		}
@@ -170,4 +165,21 @@ func (s *source) discard(n int64, sum func([]byte)) error {
 		n -= int64(k)
 	}
 	return nil
+}
+
+// skipZeros consumes zero bytes up to the first other byte, the end of
+// the stream or an error (which the next read reports).
+func (s *source) skipZeros() {
+	for {
+		if s.buffered() == 0 && s.fill() != nil {
+			return
+		}
+		for s.pos < s.end {
+			if s.buf[s.pos] != 0 {
+				return
+			}
+			s.pos++
+			s.off++
+		}
+	}
 }
