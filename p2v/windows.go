@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -105,6 +107,7 @@ func (in Inspector) inspectWindows(plan *Plan, d int, part Partition, r *io.Sect
 		return true, nil
 	}
 	plan.Controller = controller
+	checkStorageFilters(plan, hive, info.ControlSets)
 	patched := sysBytes
 	for _, set := range info.ControlSets {
 		key := set + `\Services\` + service
@@ -287,4 +290,50 @@ func (w WindowsInfo) guestID() string {
 		return pick("winVista64Guest", "winVistaGuest")
 	}
 	return pick("windows9_64Guest", "windows9Guest")
+}
+
+// storageClasses are the device classes whose filter drivers sit in the
+// boot path: disk drives, SCSI and RAID adapters, IDE/ATA controllers,
+// volumes.
+var storageClasses = map[string]string{
+	"{4d36e967-e325-11ce-bfc1-08002be10318}": "DiskDrive",
+	"{4d36e97b-e325-11ce-bfc1-08002be10318}": "SCSIAdapter",
+	"{4d36e96a-e325-11ce-bfc1-08002be10318}": "hdc",
+	"{71a27cdd-812a-11d0-bec7-08002be2092f}": "Volume",
+}
+
+// checkStorageFilters reports upper and lower filters of the storage
+// classes whose driver service is missing: Windows stops at boot with
+// INACCESSIBLE_BOOT_DEVICE when a boot-path filter cannot load. Removing
+// a name from the list shortens a REG_MULTI_SZ value, which this offline
+// patcher does not do, so the plan warns instead.
+func checkStorageFilters(plan *Plan, hive *regf.Hive, sets []string) {
+	for _, set := range sets {
+		for _, guid := range slices.Sorted(maps.Keys(storageClasses)) {
+			class := storageClasses[guid]
+			key := set + `\Control\Class\` + guid
+			k, err := hive.Key(key)
+			if err != nil {
+				continue
+			}
+			for _, list := range []string{"UpperFilters", "LowerFilters"} {
+				v, err := k.Value(list)
+				if err != nil {
+					continue
+				}
+				names, err := v.MultiString()
+				if err != nil {
+					continue
+				}
+				for _, name := range names {
+					if name == "" {
+						continue
+					}
+					if _, err := hive.Key(set + `\Services\` + name); err != nil {
+						plan.warnf("%s\\%s of the %s class names %q, which has no driver service in %s: Windows would fail to boot (INACCESSIBLE_BOOT_DEVICE); remove it from the list before failover", key, list, class, name, set)
+					}
+				}
+			}
+		}
+	}
 }

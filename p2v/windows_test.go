@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -72,9 +73,20 @@ cd \ControlSet001\Services
 	for _, drv := range []string{"LSI_SAS", "storahci"} {
 		s += "add " + drv + "\ncd " + drv + "\nsetval 2\nStart\ndword:0x00000003\nImagePath\nexpandstring:System32\\drivers\\" + strings.ToLower(drv) + ".sys\ncd ..\n"
 	}
+	// Disk drive class filters: partmgr has its service, ghostflt (a
+	// removed backup agent's filter) does not.
+	s += "add partmgr\ncd partmgr\nsetval 1\nStart\ndword:0\ncd ..\n"
 	s += `cd \ControlSet001
 add Control
 cd Control
+add Class
+cd Class
+add {4d36e967-e325-11ce-bfc1-08002be10318}
+cd {4d36e967-e325-11ce-bfc1-08002be10318}
+setval 1
+UpperFilters
+hex:7:` + utf16Multi("partmgr", "ghostflt") + `
+cd \ControlSet001\Control
 add Session Manager
 cd Session Manager
 add Environment
@@ -186,6 +198,9 @@ func TestInspectWindows(t *testing.T) {
 			for _, p := range plan.Patches {
 				require.Contains(t, p.Why, tc.driver)
 			}
+			warnings := strings.Join(plan.Warnings, "\n")
+			require.Contains(t, warnings, `"ghostflt", which has no driver service`)
+			require.NotContains(t, warnings, `"partmgr"`)
 
 			// Every patched byte lies in the SYSTEM hive's data on the volume.
 			v, err := ntfs.Open(bytes.NewReader(vol), int64(len(vol)))
@@ -260,4 +275,15 @@ func hiveLines(t *testing.T, path string) []string {
 	xml := string(oracle.Run(t, "hivexml", path))
 	xml = regexp.MustCompile(` (hivex:)?offset="[^"]*"`).ReplaceAllString(xml, "")
 	return strings.Split(strings.ReplaceAll(xml, "><", ">\n<"), "\n")
+}
+
+// utf16Multi encodes a REG_MULTI_SZ for hivexsh's hex: syntax.
+func utf16Multi(names ...string) string {
+	var b []string
+	for _, n := range append(names, "") {
+		for _, c := range n + "\x00" {
+			b = append(b, fmt.Sprintf("%02x,00", c))
+		}
+	}
+	return strings.Join(b, ",")
 }
