@@ -19,7 +19,7 @@ import (
 func sampleSet(t *testing.T, incrementals int, seed uint64) string {
 	t.Helper()
 	dir := t.TempDir()
-	_, err := sample.Write(context.Background(), dir, sample.Options{DiskSize: 4 << 20, Incrementals: incrementals, Seed: seed})
+	_, err := sample.Write(context.Background(), dir, sample.Options{DiskSize: 2 << 20, Incrementals: incrementals, Seed: seed})
 	require.NoError(t, err)
 	return dir
 }
