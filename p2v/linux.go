@@ -102,15 +102,15 @@ func formatUUID(b []byte) string {
 // linuxRoot is the root file system found, with what patches it needs.
 type linuxRoot struct {
 	vol *volume
-	fs  *ext4.FS
+	fs  fileSystem
 }
 
 // inspectLinux looks for a Linux root file system among the volumes.
 func (in Inspector) inspectLinux(plan *Plan, vols []volume) (bool, error) {
 	for i := range vols {
 		v := &vols[i]
-		fs, err := ext4.Open(v.r, v.part.Size)
-		if err != nil {
+		fs, ok := openFileSystem(v.r, v.part.Size)
+		if !ok {
 			continue
 		}
 		osRelease, err := fs.ReadFile("/etc/os-release")
@@ -119,7 +119,7 @@ func (in Inspector) inspectLinux(plan *Plan, vols []volume) (bool, error) {
 				continue
 			}
 		}
-		if _, err := fs.Lookup("/etc/fstab"); err != nil {
+		if _, err := fs.ReadFile("/etc/fstab"); err != nil {
 			continue
 		}
 		info := parseOSRelease(osRelease)
@@ -143,7 +143,7 @@ func (in Inspector) fixLinux(plan *Plan, root linuxRoot, vols []volume, info Lin
 	// grub: root=/dev/… on the kernel command line.
 	bootFS, bootPrefix, bootV := root.fs, "/boot", root.vol
 	if bootVol != nil {
-		if fs, err := ext4.Open(bootVol.r, bootVol.part.Size); err == nil {
+		if fs, ok := openFileSystem(bootVol.r, bootVol.part.Size); ok {
 			bootFS, bootPrefix, bootV = fs, "", bootVol
 		}
 	}
@@ -165,15 +165,15 @@ func (in Inspector) fixLinux(plan *Plan, root linuxRoot, vols []volume, info Lin
 		rewrite(plan, root.vol, root.fs, rules, old, neu, name+": "+rules+" pins interface names to the physical NICs' MAC addresses; the VM's NICs would be renamed")
 	}
 	for _, dir := range []string{"/etc/sysconfig/network-scripts", "/etc/sysconfig/network"} {
-		entries, err := root.fs.ReadDir(dir)
+		names, err := root.fs.List(dir)
 		if err != nil {
 			continue
 		}
-		for _, e := range entries {
-			if !strings.HasPrefix(e.Name, "ifcfg-") || e.Name == "ifcfg-lo" {
+		for _, n := range names {
+			if !strings.HasPrefix(n, "ifcfg-") || n == "ifcfg-lo" {
 				continue
 			}
-			p := dir + "/" + e.Name
+			p := dir + "/" + n
 			old, err := root.fs.ReadFile(p)
 			if err != nil {
 				continue
@@ -186,11 +186,11 @@ func (in Inspector) fixLinux(plan *Plan, root linuxRoot, vols []volume, info Lin
 			}
 		}
 	}
-	if entries, err := root.fs.ReadDir("/etc/netplan"); err == nil {
-		for _, e := range entries {
-			b, err := root.fs.ReadFile("/etc/netplan/" + e.Name)
+	if names, err := root.fs.List("/etc/netplan"); err == nil {
+		for _, n := range names {
+			b, err := root.fs.ReadFile("/etc/netplan/" + n)
 			if err == nil && bytes.Contains(b, []byte("macaddress:")) {
-				plan.warnf("/etc/netplan/%s matches interfaces by MAC address: after failover, edit it or the VM's NIC stays unconfigured", e.Name)
+				plan.warnf("/etc/netplan/%s matches interfaces by MAC address: after failover, edit it or the VM's NIC stays unconfigured", n)
 			}
 		}
 	}
@@ -201,11 +201,11 @@ func (in Inspector) fixLinux(plan *Plan, root linuxRoot, vols []volume, info Lin
 // rewrite plans the patches that give a text file new content in its own
 // blocks; shorter content is padded with newlines to the old length (a
 // file may not shrink below its last block).
-func rewrite(plan *Plan, v *volume, fs *ext4.FS, path string, old, neu []byte, why string) {
+func rewrite(plan *Plan, v *volume, fs fileSystem, path string, old, neu []byte, why string) {
 	if len(neu) < len(old) {
 		neu = append(neu, bytes.Repeat([]byte{'\n'}, len(old)-len(neu))...)
 	}
-	ps, err := fs.RewriteFile(path, neu)
+	ps, err := fs.Rewrite(path, neu)
 	if err != nil {
 		plan.warnf("%s: cannot be rewritten offline (%v): %s", path, err, why)
 		return

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/standbykit/standbykit/p2v/ext4"
 	"github.com/standbykit/standbykit/p2v/initramfs"
 )
 
@@ -26,20 +25,19 @@ const maxInitramfs = 2 << 30
 
 // chooseLinuxController picks the controller whose driver the newest
 // kernel's initramfs holds (or the kernel has built in).
-func (in Inspector) chooseLinuxController(plan *Plan, boot *ext4.FS, prefix string) {
+func (in Inspector) chooseLinuxController(plan *Plan, boot fileSystem, prefix string) {
 	dir := prefix
 	if dir == "" {
 		dir = "/"
 	}
-	entries, err := boot.ReadDir(dir)
+	entries, err := boot.List(dir)
 	if err != nil {
 		plan.warnf("%s: %v: the boot disk controller cannot be chosen from the guest's drivers", dir, err)
 		plan.Controller = fallback(in.Controller)
 		return
 	}
 	var images []string
-	for _, e := range entries {
-		n := e.Name
+	for _, n := range entries {
 		if strings.HasPrefix(n, "initramfs-") && strings.HasSuffix(n, ".img") && !strings.Contains(n, "kdump") && !strings.Contains(n, "rescue") ||
 			strings.HasPrefix(n, "initrd.img-") || strings.HasPrefix(n, "initrd-") {
 			images = append(images, n)
