@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/vmware/govmomi/vim25/types"
 
@@ -98,6 +99,18 @@ func (h *Host) AddBootPoint(ctx context.Context, vm bootpoint.VM, deltas []bootp
 		for _, p := range uploaded {
 			errs = append(errs, h.transport().Delete(bg, s.ds, p))
 		}
+		if len(uploaded) > 0 {
+			// The host may still be writing an upload the client gave
+			// up on, and create the file after the delete: delete again
+			// once it has settled.
+			select {
+			case <-time.After(uploadSettle):
+			case <-bg.Done():
+			}
+			for _, p := range uploaded {
+				errs = append(errs, h.transport().Delete(bg, s.ds, p))
+			}
+		}
 		if cerr := errors.Join(errs...); cerr != nil {
 			log.Error("esx: cleanup after failed boot point", "err", cerr)
 			err = errors.Join(err, fmt.Errorf("esx: cleanup: %w", cerr))
@@ -158,6 +171,9 @@ func (h *Host) AddBootPoint(ctx context.Context, vm bootpoint.VM, deltas []bootp
 	}
 	return fail(fmt.Errorf("esx: VM %s: snapshot %s not in the snapshot tree", s.mo.Name, ref.Value))
 }
+
+// uploadSettle is how long a host may go on writing an aborted upload.
+const uploadSettle = 500 * time.Millisecond
 
 // inChain tells whether datastore path p is a file of backing b's chain.
 func inChain(b *types.VirtualDiskFlatVer2BackingInfo, p string) bool {
