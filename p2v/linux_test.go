@@ -172,18 +172,87 @@ func TestLinuxGuestIDs(t *testing.T) {
 // mkInitramfs builds a gzip-compressed newc cpio archive with the cpio tool
 // holding the given module files of one kernel.
 func mkInitramfs(t *testing.T, kernel string, modules ...string) string {
+	return mkInitramfsWith(t, "gzip -9", kernel, modules...)
+}
+
+// mkInitramfsWith is mkInitramfs with another compressor command; a
+// module named "builtin:x" goes into modules.builtin instead.
+func mkInitramfsWith(t *testing.T, compress, kernel string, modules ...string) string {
 	t.Helper()
 	oracle.Require(t, "cpio")
+	oracle.Require(t, strings.Fields(compress)[0])
 	root := t.TempDir()
+	var builtin []string
 	for _, m := range append(modules, "modules.dep") {
+		if name, ok := strings.CutPrefix(m, "builtin:"); ok {
+			builtin = append(builtin, name)
+			continue
+		}
 		p := filepath.Join(root, "usr/lib/modules", kernel, m)
 		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
 		require.NoError(t, os.WriteFile(p, []byte("module "+m), 0o644))
 	}
+	if builtin != nil {
+		p := filepath.Join(root, "usr/lib/modules", kernel, "modules.builtin")
+		require.NoError(t, os.WriteFile(p, []byte(strings.Join(builtin, "\n")+"\n"), 0o644))
+	}
 	require.NoError(t, os.WriteFile(filepath.Join(root, "init"), []byte("#!/bin/sh\n"), 0o755))
-	cmd := exec.Command("sh", "-c", "find . | cpio -o -H newc --quiet | gzip -9")
+	cmd := exec.Command("sh", "-c", "find . | cpio -o -H newc --quiet | "+compress)
 	cmd.Dir = root
 	out, err := cmd.Output()
 	require.NoError(t, err)
 	return string(out)
+}
+
+// Debian and SLES families: other device names, initramfs names,
+// compressions and a built-in driver.
+func TestInspectOtherFamilies(t *testing.T) {
+	cases := []struct {
+		name, release, fstab, bootFile, initramfs string
+		guest                                     string
+		controller                                Controller
+		wantFstab                                 string
+		warning                                   string
+	}{
+		{
+			name:      "debian-cciss",
+			release:   "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n",
+			fstab:     "/dev/cciss/c0d0p1 / ext4 errors=remount-ro 0 1\n",
+			bootFile:  "boot/initrd.img-6.1.0-13-amd64",
+			initramfs: mkInitramfsWith(t, "zstd -q", "6.1.0-13-amd64", "kernel/drivers/ata/ahci.ko"),
+			guest:     "debian12_64Guest", controller: ControllerSATA,
+			wantFstab: "UUID=" + uuidRoot + " / ext4 errors=remount-ro 0 1\n",
+		},
+		{
+			name:      "sles-by-id",
+			release:   "NAME=\"SLES\"\nVERSION_ID=\"15.5\"\nID=\"sles\"\nPRETTY_NAME=\"SUSE Linux Enterprise Server 15 SP5\"\n",
+			fstab:     "/dev/disk/by-id/scsi-3600508b1001c5e3f-part1 / ext4 defaults 0 1\n",
+			bootFile:  "boot/initrd-5.14.21-150500.53-default",
+			initramfs: mkInitramfsWith(t, "xz --check=crc32", "5.14.21-150500.53-default", "builtin:kernel/drivers/nvme/host/nvme.ko"),
+			guest:     "sles15_64Guest", controller: ControllerNVMe,
+			warning: "/dev/disk/by-id/scsi-3600508b1001c5e3f-part1 (/) cannot be resolved offline",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			root := mkext4(t, map[string]string{"etc/os-release": tc.release, "etc/fstab": tc.fstab, tc.bootFile: tc.initramfs}, uuidRoot, 24)
+			disk := partitionedDisk(t, "label: dos\nsize=24M, type=83, bootable\n", 32, root)
+			plan, err := Inspector{}.InspectDisks(context.Background(), []Disk{bytes.NewReader(disk)})
+			require.NoError(t, err)
+			require.Equal(t, tc.guest, plan.GuestID)
+			require.Equal(t, tc.controller, plan.Controller, "%v", plan.Warnings)
+			if tc.warning != "" {
+				require.Contains(t, strings.Join(plan.Warnings, "\n"), tc.warning)
+			}
+			if tc.wantFstab == "" {
+				require.Empty(t, plan.Patches)
+				return
+			}
+			patched := bytes.Clone(disk)
+			for _, p := range plan.Patches {
+				copy(patched[p.Offset:], p.Data)
+			}
+			require.Equal(t, tc.wantFstab, strings.TrimRight(debugfsCat(t, patched, 1, "/etc/fstab"), "\n")+"\n")
+		})
+	}
 }
