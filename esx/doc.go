@@ -52,6 +52,10 @@
 // Its datastore file server honours HTTP ranges; its PUT ignores a broken
 // body (the partial file stays until deleted). By default vcsim accepts
 // any credentials; Simulator accepts only SimUser and SimPassword.
+// vcsim's RemoveSnapshot deletes the file a stale layout key names, which
+// can be a live delta of a later snapshot; Simulator unsets that key
+// before passing the call on, so removal touches no disk file (ESXi
+// consolidates instead).
 //
 // # Open questions on real ESXi
 //
@@ -67,7 +71,7 @@
 //     replacing the redo log's content under its own name, fits the
 //     Transport interface too.
 //   - RemoveSnapshot consolidates on ESXi: the remaining snapshots' chains
-//     must still read as their boot points (vcsim touches no disk file).
+//     must still read as their boot points (on vcsim no disk file changes).
 //   - Test clones name their parent as "../<standby>/<leaf>.vmdk"; ESXi
 //     itself writes absolute /vmfs/volumes paths in parentFileNameHint.
 //   - Datastore HTTP access through vCenter needs the dcPath/dsName
