@@ -4,6 +4,7 @@ import (
 	"io"
 
 	"github.com/standbykit/standbykit/p2v/ext4"
+	"github.com/standbykit/standbykit/p2v/xfs"
 )
 
 // fileSystem is what Linux inspection needs of a file system.
@@ -24,6 +25,9 @@ type fsPatch struct {
 func openFileSystem(r io.ReaderAt, size int64) (fileSystem, bool) {
 	if fs, err := ext4.Open(r, size); err == nil {
 		return ext4View{fs}, true
+	}
+	if fs, err := xfs.Open(r, size); err == nil {
+		return xfsView{fs}, true
 	}
 	return nil, false
 }
