@@ -107,8 +107,9 @@ func (in Inspector) inspectWindows(plan *Plan, d int, part Partition, r *io.Sect
 		return true, nil
 	}
 	plan.Controller = controller
-	checkStorageFilters(plan, hive, info.ControlSets)
-	patched := sysBytes
+	edits := &hiveEdits{before: sysBytes, after: sysBytes}
+	startWhy := fmt.Sprintf("Windows %s: make the %s driver boot-start (Start=0) in %s for the VM's %s controller",
+		info.ProductName, service, strings.Join(info.ControlSets, ", "), controller)
 	for _, set := range info.ControlSets {
 		key := set + `\Services\` + service
 		if k, err := hive.Key(key); err != nil || k == nil {
@@ -123,11 +124,51 @@ func (in Inspector) inspectWindows(plan *Plan, d int, part Partition, r *io.Sect
 			plan.warnf("%s\\Start: %v: the VM may not find its boot disk", key, err)
 			continue
 		}
-		patched = regf.Apply(patched, ps)
+		edits.apply(ps, startWhy)
 	}
-	why := fmt.Sprintf("Windows %s: make the %s driver boot-start (Start=0) in %s for the VM's %s controller",
-		info.ProductName, service, strings.Join(info.ControlSets, ", "), controller)
-	return true, hivePatches(plan, d, part, sysFile, sysBytes, patched, why)
+	removeMissingFilters(plan, hive, info, edits)
+	return true, edits.patches(plan, d, part, sysFile)
+}
+
+// hiveEdits chains the edits of one hive, each with its reason.
+type hiveEdits struct {
+	before, after []byte
+	steps         []hiveStep
+}
+
+type hiveStep struct {
+	runs []byteRun
+	why  string
+}
+
+func (e *hiveEdits) apply(ps []regf.Patch, why string) {
+	next := regf.Apply(e.after, ps)
+	e.steps = append(e.steps, hiveStep{runs: diffRuns(e.after, next), why: why})
+	e.after = next
+}
+
+// patches turns the difference between the hive and its edited copy into
+// disk patches through the file's place on the volume, each with the
+// reasons of the edits that touched it.
+func (e *hiveEdits) patches(plan *Plan, d int, part Partition, f *ntfs.File) error {
+	for _, run := range diffRuns(e.before, e.after) {
+		var whys []string
+		for _, st := range e.steps {
+			for _, r := range st.runs {
+				if r.off < run.off+run.n && run.off < r.off+r.n && !slices.Contains(whys, st.why) {
+					whys = append(whys, st.why)
+				}
+			}
+		}
+		ps, err := f.PatchAt(run.off, e.after[run.off:run.off+run.n])
+		if err != nil {
+			return fmt.Errorf("placing a SYSTEM hive patch: %w", err)
+		}
+		for _, p := range ps {
+			plan.Patches = append(plan.Patches, Patch{Disk: d, Offset: part.Start + p.Offset, Data: p.Data, Why: strings.Join(whys, "; ")})
+		}
+	}
+	return nil
 }
 
 // chooseController picks the VM controller whose driver the guest has.
@@ -141,21 +182,6 @@ func (in Inspector) chooseController(hive *regf.Hive, set string) (Controller, s
 		}
 	}
 	return in.Controller, ""
-}
-
-// hivePatches turns the difference between a hive and its patched copy
-// into disk patches through the file's place on the volume.
-func hivePatches(plan *Plan, d int, part Partition, f *ntfs.File, before, after []byte, why string) error {
-	for _, run := range diffRuns(before, after) {
-		ps, err := f.PatchAt(run.off, after[run.off:run.off+run.n])
-		if err != nil {
-			return fmt.Errorf("placing a SYSTEM hive patch: %w", err)
-		}
-		for _, p := range ps {
-			plan.Patches = append(plan.Patches, Patch{Disk: d, Offset: part.Start + p.Offset, Data: p.Data, Why: why})
-		}
-	}
-	return nil
 }
 
 type byteRun struct{ off, n int64 }
@@ -302,13 +328,13 @@ var storageClasses = map[string]string{
 	"{71a27cdd-812a-11d0-bec7-08002be2092f}": "Volume",
 }
 
-// checkStorageFilters reports upper and lower filters of the storage
-// classes whose driver service is missing: Windows stops at boot with
-// INACCESSIBLE_BOOT_DEVICE when a boot-path filter cannot load. Removing
-// a name from the list shortens a REG_MULTI_SZ value, which this offline
-// patcher does not do, so the plan warns instead.
-func checkStorageFilters(plan *Plan, hive *regf.Hive, sets []string) {
-	for _, set := range sets {
+// removeMissingFilters removes from the upper and lower filter lists of
+// the storage classes the drivers that have no service: Windows stops at
+// boot with INACCESSIBLE_BOOT_DEVICE when a boot-path filter cannot load
+// (a backup or encryption agent uninstalled badly, say). When the list
+// cannot be edited in place the plan warns instead.
+func removeMissingFilters(plan *Plan, hive *regf.Hive, info WindowsInfo, edits *hiveEdits) {
+	for _, set := range info.ControlSets {
 		for _, guid := range slices.Sorted(maps.Keys(storageClasses)) {
 			class := storageClasses[guid]
 			key := set + `\Control\Class\` + guid
@@ -325,14 +351,25 @@ func checkStorageFilters(plan *Plan, hive *regf.Hive, sets []string) {
 				if err != nil {
 					continue
 				}
+				var kept, missing []string
 				for _, name := range names {
-					if name == "" {
-						continue
-					}
-					if _, err := hive.Key(set + `\Services\` + name); err != nil {
-						plan.warnf("%s\\%s of the %s class names %q, which has no driver service in %s: Windows would fail to boot (INACCESSIBLE_BOOT_DEVICE); remove it from the list before failover", key, list, class, name, set)
+					if _, err := hive.Key(set + `\Services\` + name); name != "" && err != nil {
+						missing = append(missing, name)
+					} else if name != "" {
+						kept = append(kept, name)
 					}
 				}
+				if len(missing) == 0 {
+					continue
+				}
+				why := fmt.Sprintf("Windows %s: %s\\%s of the %s class names %s, which has no driver service: Windows would stop at boot (INACCESSIBLE_BOOT_DEVICE); removed from the list",
+					info.ProductName, key, list, class, strings.Join(missing, ", "))
+				ps, err := hive.SetMultiString(key, list, kept)
+				if err != nil {
+					plan.warnf("%s; but it cannot be removed offline (%v): remove it before failover", why, err)
+					continue
+				}
+				edits.apply(ps, why)
 			}
 		}
 	}

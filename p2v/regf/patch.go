@@ -310,3 +310,47 @@ func (h *Hive) addInlineValue(k *Key, name string, typ uint32, data []byte, what
 	}
 	return e.finish()
 }
+
+// SetMultiString replaces the strings of an existing REG_MULTI_SZ value
+// in place. The new data must not be longer than the old (removing a name
+// from a filter list, say): a longer value needs a new cell, which is
+// ErrNoRoom here. The bytes the value no longer uses are zeroed.
+func (h *Hive) SetMultiString(keyPath, valueName string, values []string) ([]Patch, error) {
+	k, err := h.Key(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	val, err := k.Value(valueName)
+	if err != nil {
+		return nil, err
+	}
+	what := fmt.Sprintf(`%s\%s = %q (REG_MULTI_SZ)`, keyPath, displayName(valueName), values)
+	if t := val.Type(); t != RegMultiSZ {
+		return nil, fmt.Errorf("%w: %s: the existing value has type %s", ErrUnsupported, what, TypeName(t))
+	}
+	var data []byte
+	for _, s := range append(values, "") { // the list ends with an empty string
+		for _, u := range utf16.Encode([]rune(s)) {
+			data = binary.LittleEndian.AppendUint16(data, u)
+		}
+		data = append(data, 0, 0)
+	}
+	old := val.Size()
+	if uint32(len(data)) > old {
+		return nil, fmt.Errorf("%w: %s: %d bytes do not fit in the value's %d", ErrNoRoom, what, len(data), old)
+	}
+	if val.inline() {
+		return nil, fmt.Errorf("%w: %s: inline data", ErrUnsupported, what)
+	}
+	_, at, err := val.data()
+	if err != nil {
+		return nil, err
+	}
+	if at < 0 {
+		return nil, fmt.Errorf("%w: %s: data not in one place", ErrUnsupported, what)
+	}
+	e := h.newEdit()
+	e.writes = append(e.writes, Patch{Offset: at, Data: append(data, make([]byte, int(old)-len(data))...), Why: what + ": value data"})
+	e.put32(val.off+4+vkDataSize, uint32(len(data)), what+": value size")
+	return e.finish()
+}

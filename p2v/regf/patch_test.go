@@ -2,6 +2,8 @@ package regf
 
 import (
 	"encoding/binary"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -338,4 +340,15 @@ func TestSetDWORDErrors(t *testing.T) {
 	assert.ErrorIs(t, err, ErrUnsupported)
 	_, err = h.SetDWORD(`ControlSet001\Services\missing`, "Start", 1)
 	assert.ErrorIs(t, err, ErrNotFound)
+}
+
+func TestSetMultiStringRefuses(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "small.hiv"))
+	require.NoError(t, err)
+	h, err := Open(b)
+	require.NoError(t, err)
+	_, err = h.SetMultiString(`ControlSet001\Services\pvscsi`, "ImagePath", []string{"x"})
+	require.ErrorIs(t, err, ErrUnsupported)
+	_, err = h.SetMultiString(`ControlSet001\Services\pvscsi`, "NoSuchValue", nil)
+	require.ErrorIs(t, err, ErrNotFound)
 }
