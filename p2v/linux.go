@@ -66,7 +66,13 @@ func resolveDevice(dev string, vols []volume) (*volume, bool) {
 		disk, _ = strconv.Atoi(m[5])
 		part, _ = strconv.Atoi(m[6])
 	default:
-		return nil, true // by-id: ours, but not resolvable
+		// by-id names carry the physical disk's serial, which the image
+		// does not record; with a single disk, "-partN" is still enough.
+		n, ok := byIDPartition(dev)
+		if !ok || diskCount(vols) != 1 {
+			return nil, true
+		}
+		disk, part = 0, n
 	}
 	for i := range vols {
 		if vols[i].disk == disk && vols[i].part.Number == part {
@@ -74,6 +80,26 @@ func resolveDevice(dev string, vols []volume) (*volume, bool) {
 		}
 	}
 	return nil, true
+}
+
+var byIDPart = regexp.MustCompile(`-part([0-9]+)$`)
+
+func byIDPartition(dev string) (int, bool) {
+	m := byIDPart.FindStringSubmatch(dev)
+	if m == nil {
+		return 0, false
+	}
+	n, err := strconv.Atoi(m[1])
+	return n, err == nil
+}
+
+// diskCount is the number of disks the volumes lie on.
+func diskCount(vols []volume) int {
+	n := 0
+	for _, v := range vols {
+		n = max(n, v.disk+1)
+	}
+	return n
 }
 
 // probeUUID reads the UUID fstab would name a volume by: ext2/3/4, XFS,

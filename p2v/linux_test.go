@@ -230,7 +230,8 @@ func TestInspectOtherFamilies(t *testing.T) {
 			bootFile:  "boot/initrd-5.14.21-150500.53-default",
 			initramfs: mkInitramfsWith(t, "xz --check=crc32", "5.14.21-150500.53-default", "builtin:kernel/drivers/nvme/host/nvme.ko"),
 			guest:     "sles15_64Guest", controller: ControllerNVMe,
-			warning: "/dev/disk/by-id/scsi-3600508b1001c5e3f-part1 (/) cannot be resolved offline",
+			// One disk: the by-id name's partition number is enough.
+			wantFstab: "UUID=" + uuidRoot + " / ext4 defaults 0 1\n",
 		},
 	}
 	for _, tc := range cases {
