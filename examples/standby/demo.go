@@ -54,7 +54,17 @@ func demo(ctx context.Context, out io.Writer, o demoOptions) error {
 	if err := set.Verify(ctx, nil); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "   %d points, every checksum good\n\n", len(set.Points()))
+	fmt.Fprintf(out, "   %d points, every checksum good\n", len(set.Points()))
+	if p, err := set.Point(len(set.Points()) - 1); err == nil {
+		if plan, err := (p2v.Inspector{}).Inspect(ctx, p); err == nil {
+			fmt.Fprintf(out, "   P2V plan of the newest point: firmware %s, %d patches", plan.Firmware, len(plan.Patches))
+			for _, w := range plan.Warnings {
+				fmt.Fprintf(out, "; %s", w)
+			}
+			fmt.Fprintln(out)
+		}
+	}
+	fmt.Fprintln(out)
 
 	fmt.Fprintln(out, "3. Connecting to ESXi")
 	logger := slog.New(slog.DiscardHandler)
