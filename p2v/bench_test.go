@@ -56,7 +56,7 @@ func BenchmarkInspectWindows(b *testing.B) {
 	}
 	software := hive(b, softwareScript)
 	system := hive(b, systemScript(false))
-	vol := windowsVolumeFile(b, system, software)
+	vol := windowsVolumeFile(b, system, software, false)
 	const volSize = 2 << 30
 	require.NoError(b, os.Truncate(vol, volSize))
 	cmd := exec.Command("ntfsresize", "-f", "-s", "2G", vol)

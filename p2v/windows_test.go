@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -121,21 +122,53 @@ func readFixture(t testing.TB) []byte {
 }
 
 // windowsVolumeFile writes the fixture volume with real hives copied in by
-// ntfscp, and returns its path.
-func windowsVolumeFile(t testing.TB, system, software string) string {
+// ntfscp, and returns its path. With fragmented, the SYSTEM hive's
+// clusters are interleaved with another file's first (ntfsfallocate, 4 KiB
+// at a time), so the hive lies in many runs.
+func windowsVolumeFile(t testing.TB, system, software string, fragmented bool) string {
 	t.Helper()
 	oracle.Require(t, "ntfscp")
 	path := filepath.Join(t.TempDir(), "vol.img")
 	require.NoError(t, os.WriteFile(path, readFixture(t), 0o644))
+	if fragmented {
+		fragment(t, path, "/Windows/System32/config", "SYSTEM", system)
+	}
 	oracle.Run(t, "ntfscp", "-f", "-q", path, system, "/Windows/System32/config/SYSTEM")
 	oracle.Run(t, "ntfscp", "-f", "-q", path, software, "/Windows/System32/config/SOFTWARE")
 	return path
 }
 
-// windowsVolume is windowsVolumeFile's content.
-func windowsVolume(t testing.TB, system, software string) []byte {
+// fragment frees dir/name and allocates it again cluster by cluster,
+// alternating with a filler file, for as many clusters as src needs.
+func fragment(t testing.TB, vol, dir, name, src string) {
 	t.Helper()
-	vol, err := os.ReadFile(windowsVolumeFile(t, system, software))
+	for _, tool := range []string{"ntfsls", "ntfstruncate", "ntfsfallocate"} {
+		oracle.Require(t, tool)
+	}
+	var ino string
+	for line := range strings.Lines(string(oracle.Run(t, "ntfsls", "-i", "-p", dir, vol))) {
+		if f := strings.Fields(line); len(f) == 2 && f[1] == name {
+			ino = f[0]
+		}
+	}
+	require.NotEmpty(t, ino, "%s/%s not on the volume", dir, name)
+	oracle.Run(t, "ntfstruncate", vol, ino, "0x80", "", "0")
+	empty := filepath.Join(t.TempDir(), "empty")
+	require.NoError(t, os.WriteFile(empty, nil, 0o644))
+	oracle.Run(t, "ntfscp", "-q", vol, empty, "/filler")
+	st, err := os.Stat(src)
+	require.NoError(t, err)
+	for off := int64(0); off < st.Size(); off += 4096 {
+		o := strconv.FormatInt(off, 10)
+		oracle.Run(t, "ntfsfallocate", "-o", o, "-l", "4096", vol, dir+"/"+name)
+		oracle.Run(t, "ntfsfallocate", "-o", o, "-l", "4096", vol, "/filler")
+	}
+}
+
+// windowsVolume is windowsVolumeFile's content.
+func windowsVolume(t testing.TB, system, software string, fragmented bool) []byte {
+	t.Helper()
+	vol, err := os.ReadFile(windowsVolumeFile(t, system, software, fragmented))
 	require.NoError(t, err)
 	return vol
 }
@@ -180,14 +213,16 @@ func TestInspectWindows(t *testing.T) {
 		firmware   Firmware
 		controller Controller
 		driver     string
+		fragmented bool
 	}{
-		{"mbr-lsi", "label: dos\nstart=2048, size=16384, type=7, bootable\n", 1, false, FirmwareBIOS, ControllerLSILogicSAS, "LSI_SAS"},
-		{"gpt-pvscsi", "label: gpt\nstart=2048, size=2048, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\nstart=4096, size=32, type=E3C9E316-0B5C-4DB8-817D-F92DF00215AE\nstart=8192, size=16384, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n", 3, true, FirmwareEFI, ControllerPVSCSI, "pvscsi"},
+		{"mbr-lsi", "label: dos\nstart=2048, size=16384, type=7, bootable\n", 1, false, FirmwareBIOS, ControllerLSILogicSAS, "LSI_SAS", false},
+		{"gpt-pvscsi", "label: gpt\nstart=2048, size=2048, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\nstart=4096, size=32, type=E3C9E316-0B5C-4DB8-817D-F92DF00215AE\nstart=8192, size=16384, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n", 3, true, FirmwareEFI, ControllerPVSCSI, "pvscsi", false},
+		{"mbr-lsi-fragmented-hive", "label: dos\nstart=2048, size=16384, type=7, bootable\n", 1, false, FirmwareBIOS, ControllerLSILogicSAS, "LSI_SAS", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			system := hive(t, systemScript(tc.pvscsi))
-			vol := windowsVolume(t, system, software)
+			vol := windowsVolume(t, system, software, tc.fragmented)
 			disk, start := diskWith(t, tc.table, tc.part, vol)
 
 			plan, err := Inspector{}.InspectDisks(context.Background(), []Disk{bytes.NewReader(disk)})
@@ -211,6 +246,9 @@ func TestInspectWindows(t *testing.T) {
 			require.NoError(t, err)
 			ranges, err := f.Ranges()
 			require.NoError(t, err)
+			if tc.fragmented {
+				require.Greater(t, len(ranges), 2, "the hive must lie in several runs")
+			}
 			for _, p := range plan.Patches {
 				inside := false
 				for _, r := range ranges {
