@@ -3,7 +3,6 @@ package vmdk
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"path"
@@ -203,11 +202,4 @@ func (d *Delta) WriteExtent(ctx context.Context, w io.Writer, src io.ReaderAt, p
 		return sw.n, err
 	}
 	return sw.n, nil
-}
-
-// putUint32s is the little-endian encoding of a table.
-func putUint32s(b []byte, v []uint32) {
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[i*4:], x)
-	}
 }
