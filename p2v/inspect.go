@@ -55,7 +55,7 @@ func (in Inspector) InspectDisks(ctx context.Context, disks []Disk) (*Plan, erro
 		}
 		for _, part := range parts.list {
 			r := io.NewSectionReader(disk, part.Start, part.Size)
-			vols = append(vols, volume{disk: d, part: part, r: r, uuid: probeUUID(r, part.Size)})
+			vols = append(vols, newVolume(d, part, r))
 		}
 	}
 	vols = append(vols, logicalVolumes(plan, vols)...)

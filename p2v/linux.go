@@ -7,8 +7,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-
-	"github.com/standbykit/standbykit/p2v/ext4"
 )
 
 // LinuxInfo is what inspection learned of a Linux system.
@@ -23,7 +21,8 @@ type volume struct {
 	disk int
 	part Partition // for a logical volume: Number 0 and the LV's size
 	r    *io.SectionReader
-	uuid string // file-system or swap UUID, "" when unknown
+	fs   fileSystem // nil when not a file system Linux inspection reads
+	uuid string     // file-system or swap UUID, "" when unknown
 	// lv names a logical volume ("vg/lv"); toDisk then maps its bytes to
 	// the physical volumes' disks.
 	lv     string
@@ -102,23 +101,19 @@ func diskCount(vols []volume) int {
 	return n
 }
 
-// probeUUID reads the UUID fstab would name a volume by: ext2/3/4, XFS,
-// Linux swap.
-func probeUUID(r io.ReaderAt, size int64) string {
-	if fs, err := ext4.Open(r, size); err == nil {
-		return fs.UUID()
+// newVolume opens the file system of a volume once, and finds the UUID
+// fstab would name it by: ext2/3/4, XFS, Linux swap.
+func newVolume(disk int, part Partition, r *io.SectionReader) volume {
+	v := volume{disk: disk, part: part, r: r}
+	if fs, ok := openFileSystem(r, part.Size); ok {
+		v.fs, v.uuid = fs, fs.UUID()
+		return v
 	}
 	head := make([]byte, 4096)
-	if _, err := r.ReadAt(head, 0); err != nil && err != io.EOF {
-		return ""
+	if _, err := r.ReadAt(head, 0); (err == nil || err == io.EOF) && string(head[4086:4096]) == "SWAPSPACE2" {
+		v.uuid = formatUUID(head[1036:1052])
 	}
-	switch {
-	case string(head[:4]) == "XFSB":
-		return formatUUID(head[32:48])
-	case string(head[4086:4096]) == "SWAPSPACE2":
-		return formatUUID(head[1036:1052])
-	}
-	return ""
+	return v
 }
 
 func formatUUID(b []byte) string {
@@ -135,8 +130,8 @@ type linuxRoot struct {
 func (in Inspector) inspectLinux(plan *Plan, vols []volume) (bool, error) {
 	for i := range vols {
 		v := &vols[i]
-		fs, ok := openFileSystem(v.r, v.part.Size)
-		if !ok {
+		fs := v.fs
+		if fs == nil {
 			continue
 		}
 		osRelease, err := fs.ReadFile("/etc/os-release")
@@ -168,10 +163,8 @@ func (in Inspector) fixLinux(plan *Plan, root linuxRoot, vols []volume, info Lin
 	}
 	// grub: root=/dev/… on the kernel command line.
 	bootFS, bootPrefix, bootV := root.fs, "/boot", root.vol
-	if bootVol != nil {
-		if fs, ok := openFileSystem(bootVol.r, bootVol.part.Size); ok {
-			bootFS, bootPrefix, bootV = fs, "", bootVol
-		}
+	if bootVol != nil && bootVol.fs != nil {
+		bootFS, bootPrefix, bootV = bootVol.fs, "", bootVol
 	}
 	for _, cfg := range []string{"/grub2/grub.cfg", "/grub/grub.cfg"} {
 		p := bootPrefix + cfg

@@ -9,6 +9,7 @@ import (
 
 // fileSystem is what Linux inspection needs of a file system.
 type fileSystem interface {
+	UUID() string
 	ReadFile(path string) ([]byte, error)
 	List(dir string) ([]string, error)
 	// Rewrite returns the patches (offsets within the file system) that

@@ -45,31 +45,27 @@ func logicalVolumes(plan *Plan, parts []volume) []volume {
 			}
 			r := io.NewSectionReader(lr, 0, lr.Size())
 			vg, lvName := g.vg, lv.Name
-			out = append(out, volume{
-				disk: -1,
-				part: Partition{Size: lr.Size()},
-				r:    r,
-				uuid: probeUUID(r, lr.Size()),
-				lv:   name + "/" + lvName,
-				toDisk: func(off int64, data []byte) ([]Patch, error) {
-					var ps []Patch
-					for len(data) > 0 {
-						pvName, pvOff, contiguous, err := vg.ToPV(lvName, off)
-						if err != nil {
-							return nil, err
-						}
-						info, err := vg.PV(pvName)
-						if err != nil {
-							return nil, err
-						}
-						at := g.at[info.UUID]
-						n := min(int64(len(data)), contiguous)
-						ps = append(ps, Patch{Disk: at.disk, Offset: at.part.Start + pvOff, Data: data[:n]})
-						data, off = data[n:], off+n
+			v := newVolume(-1, Partition{Size: lr.Size()}, r)
+			v.lv = name + "/" + lvName
+			v.toDisk = func(off int64, data []byte) ([]Patch, error) {
+				var ps []Patch
+				for len(data) > 0 {
+					pvName, pvOff, contiguous, err := vg.ToPV(lvName, off)
+					if err != nil {
+						return nil, err
 					}
-					return ps, nil
-				},
-			})
+					info, err := vg.PV(pvName)
+					if err != nil {
+						return nil, err
+					}
+					at := g.at[info.UUID]
+					n := min(int64(len(data)), contiguous)
+					ps = append(ps, Patch{Disk: at.disk, Offset: at.part.Start + pvOff, Data: data[:n]})
+					data, off = data[n:], off+n
+				}
+				return ps, nil
+			}
+			out = append(out, v)
 		}
 	}
 	return out
