@@ -130,9 +130,6 @@ func (t *tableExtent) readAt(p []byte, off int64) (int, bool, error) {
 			}
 			run += t.grain
 		}
-		if t.compressed && gte > 1 {
-			run = first
-		}
 		n = int(min(int64(n), run))
 	}
 	p = p[:n]
