@@ -10,17 +10,23 @@
 //
 //	content(VM disk chain at boot point k) == content(point k) ⊕ patches(k)
 //
-// Standby keeps one VM from one image set. It talks to the virtualization
-// host through the Hypervisor interface (package esx implements it on
-// VMware ESXi) and writes disks through DiskFormat (VMDK: a
-// streamOptimized base, vmfsSparse deltas). Add creates the VM from the
-// first point it is given, or adds one boot point on top of the newest,
-// covering every increment in between; Verify reads a boot point's disk
-// chain back from the host and compares it with its point. Beyond
-// MaxBootPoints (30, ESXi's snapshot depth) the oldest boot points are
-// consolidated. Each snapshot's description holds the boot point's
-// Metadata, so the host is the source of truth: a run that died anywhere
-// is resumed from what the host shows.
+// Standby keeps one VM from one image set. It talks to the
+// virtualization host through the Hypervisor interface, which says what a
+// disk must hold and never how: a Delta names the bytes that change and
+// gives the whole content they come from, and a boot point's disk is read
+// back as an io.ReaderAt. Disk formats, delta files and transports are
+// the hypervisor's business (package esx implements it on VMware ESXi,
+// where ESXi makes every delta; bootpoint/hypervisortest has an in-memory
+// reference model and the conformance suite every Hypervisor passes).
+// Add creates the VM from the first point it is given, or adds one boot
+// point on top of the current one, covering every increment in between;
+// a VM whose disks changed since its current boot point (ErrDiverged) is
+// left alone. Verify reads a boot point's disks back from the host and
+// compares them with its point. Beyond MaxBootPoints (30, ESXi's snapshot
+// depth) the oldest boot points are consolidated by the host. Each
+// snapshot's description holds the boot point's Metadata, so the host is
+// the source of truth: a run that died anywhere is resumed from what the
+// host shows.
 //
 // Manager runs many Tasks (an image set, a Standby and a Trigger:
 // immediately, daily at a time, or every N increments), concurrently within

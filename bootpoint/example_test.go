@@ -8,40 +8,32 @@ import (
 
 	"github.com/standbykit/standbykit/aipimage"
 	"github.com/standbykit/standbykit/bootpoint"
-	"github.com/standbykit/standbykit/esx"
+	"github.com/standbykit/standbykit/bootpoint/hypervisortest"
 	"github.com/standbykit/standbykit/internal/sample"
 	"github.com/standbykit/standbykit/p2v"
 )
 
-// A standby VM kept from an image set on govmomi's simulator: one boot
-// point per point, each verified against its image point.
+// A standby VM kept from an image set, here on the in-memory hypervisor
+// (package esx provides ESXi): one boot point per point, each verified
+// against its image point.
 func Example() {
 	ctx := context.Background()
-	dir, _ := os.MkdirTemp("", "standbykit-example-")
-	defer os.RemoveAll(dir)
-	if _, err := sample.Write(ctx, dir+"/images", sample.Options{DiskSize: 4 << 20, Incrementals: 2}); err != nil {
+	dir, err := os.MkdirTemp("", "standbykit-example-")
+	if err != nil {
 		log.Fatal(err)
 	}
-	set, err := aipimage.OpenDir(dir+"/images", nil)
+	defer os.RemoveAll(dir)
+	if _, err := sample.Write(ctx, dir, sample.Options{DiskSize: 4 << 20, Incrementals: 2}); err != nil {
+		log.Fatal(err)
+	}
+	set, err := aipimage.OpenDir(dir, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer set.Close()
 
-	sim, err := esx.StartSimulator(ctx, dir+"/datastore")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer sim.Close()
-	host, err := esx.Connect(ctx, sim.Config())
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer host.Close(ctx)
-
 	sb := &bootpoint.Standby{
-		Hypervisor: host,
-		Format:     bootpoint.VMDK{},
+		Hypervisor: &hypervisortest.Memory{},
 		Inspector:  p2v.Inspector{},
 		VM:         bootpoint.VMSpec{Name: "web01-standby"},
 	}

@@ -13,42 +13,69 @@ import (
 
 // Hypervisor is what the boot-point pipeline needs from a virtualization
 // host. Package esx implements it on VMware ESXi (and govmomi's simulator);
-// tests may implement it in memory.
+// bootpoint/hypervisortest has an in-memory one and the conformance suite
+// every implementation must pass.
+//
+// The contract says what a disk must hold, never how: a Delta names the
+// bytes that change and gives the whole content they come from, and a boot
+// point's disk is read back as an io.ReaderAt. Disk formats, delta files
+// and transports are the hypervisor's business.
 //
 // Every method that changes the VM must either complete or leave the VM as
 // it was: a boot point either exists whole, with its snapshot, or not at
 // all.
 type Hypervisor interface {
-	// CreateStandby creates a powered-off VM from spec whose disk d is
-	// imported from bases[d], a streamOptimized VMDK stream.
-	CreateStandby(ctx context.Context, spec VMSpec, bases []File) (VM, error)
+	// CreateStandby creates a powered-off VM from spec whose disk d holds
+	// disks[d]: the bytes of Source inside Extents, zeros elsewhere. It
+	// takes no snapshot, and refuses a name that exists.
+	CreateStandby(ctx context.Context, spec VMSpec, disks []Delta) (VM, error)
 	// FindVM returns the VM of that name, or ErrNotFound.
 	FindVM(ctx context.Context, name string) (VM, error)
 	// DestroyVM deletes a powered-off VM and its files.
 	DestroyVM(ctx context.Context, vm VM) error
-	// LeafDescriptor returns the file name and content of disk d's
-	// current leaf descriptor: the parent of the next delta.
-	LeafDescriptor(ctx context.Context, vm VM, disk int) (name string, content []byte, err error)
-	// AddBootPoint makes each delta the current leaf of its disk (its
-	// descriptor names the current leaf as parent) and then takes a
-	// snapshot with the given name and description.
-	AddBootPoint(ctx context.Context, vm VM, deltas []DiskDelta, name, description string) (Snapshot, error)
+	// AddBootPoint writes each change into its disk, on top of the
+	// content of the VM's current snapshot (afterwards the disk reads as
+	// the change's Source inside its Extents and as that snapshot
+	// elsewhere), and then takes a snapshot with the given name and
+	// description, which becomes the current one. Disks without a change
+	// keep their content. Changes are refused with ErrDiverged when the
+	// VM's current state may differ from its current snapshot's (a guest
+	// wrote to it, its current snapshot was removed, it has none): they
+	// are never written on top of someone's data, nor is that data
+	// discarded. Without changes, the snapshot records the current state
+	// as it is. On failure the VM is as it was.
+	AddBootPoint(ctx context.Context, vm VM, changes []Delta, name, description string) (Snapshot, error)
 	// Snapshots lists the VM's snapshots, oldest first.
 	Snapshots(ctx context.Context, vm VM) ([]Snapshot, error)
-	// RemoveSnapshot removes one snapshot, consolidating its disks.
+	// RemoveSnapshot removes one snapshot, consolidating its disks: every
+	// other snapshot and the current state read as before.
 	RemoveSnapshot(ctx context.Context, vm VM, s Snapshot) error
-	// Revert makes the VM's current state that of snapshot s.
+	// Revert makes the VM's current state that of snapshot s, which then
+	// is the current snapshot, and leaves the VM powered off; whatever
+	// was written since the previous current snapshot is discarded.
 	Revert(ctx context.Context, vm VM, s Snapshot) error
 	// SetPower powers the VM on or off.
 	SetPower(ctx context.Context, vm VM, on bool) error
-	// DiskChain returns every file of disk d's chain at snapshot s
-	// (descriptors and extents, the leaf's descriptor first), each
-	// openable for reading: what verification reads back.
-	DiskChain(ctx context.Context, vm VM, s Snapshot, disk int) ([]RemoteFile, error)
+	// OpenDisk reads disk d as snapshot s holds it: what verification
+	// compares with the image point.
+	OpenDisk(ctx context.Context, vm VM, s Snapshot, disk int) (Disk, error)
+}
+
+// Disk is a boot point's disk read back from the hypervisor.
+type Disk interface {
+	io.ReaderAt
+	io.Closer
+	// Size is the disk's capacity in bytes.
+	Size() int64
 }
 
 // ErrNotFound reports a VM or snapshot that does not exist.
 var ErrNotFound = errors.New("bootpoint: not found")
+
+// ErrDiverged reports a VM whose current state is not what its current
+// boot point left: someone powered it on and wrote to its disks (a
+// failover, a test). No boot point is written on top of it.
+var ErrDiverged = errors.New("bootpoint: the VM's disks changed since its current boot point")
 
 // VM identifies a virtual machine on a hypervisor.
 type VM struct {
@@ -82,34 +109,15 @@ func standbyAnnotation(setID string) string {
 	return "Standby VM kept by StandbyKit from image set " + setID + ". Its snapshots are boot points: revert to one and power on."
 }
 
-// File is content to place on the host. Open may be called more than once
-// (a retry re-reads from the start).
-type File struct {
-	Name string
-	Size int64 // -1 when unknown (a stream produced on the fly)
-	Open func() (io.ReadCloser, error)
-}
-
-// DiskDelta is the new leaf of one disk: a descriptor and its extent.
-type DiskDelta struct {
-	Disk       int
-	Descriptor File
-	Extent     File
-}
-
 // Snapshot is a VM snapshot as the hypervisor reports it.
 type Snapshot struct {
 	ID          string
 	Name        string
 	Description string
 	Created     time.Time
-}
-
-// RemoteFile is a file on the host that can be read back.
-type RemoteFile struct {
-	Name string
-	Size int64 // -1 when the host does not say
-	Open func(ctx context.Context) (io.ReadCloser, error)
+	// Current marks the snapshot the VM's current state descends from
+	// (the newest one taken, or the one last reverted to).
+	Current bool
 }
 
 // Metadata is what a boot point's snapshot description records, so that

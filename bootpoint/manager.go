@@ -23,7 +23,7 @@ type Task struct {
 	// Host names the hypervisor host, for the per-host limit.
 	Host    string
 	Trigger Trigger
-	// Standby holds the hypervisor, disk format, inspector and VM template.
+	// Standby holds the hypervisor, inspector and VM template.
 	Standby *Standby
 	// Passphrase unlocks an encrypted image set.
 	Passphrase []byte

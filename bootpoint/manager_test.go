@@ -1,4 +1,4 @@
-package bootpoint
+package bootpoint_test
 
 import (
 	"context"
@@ -9,28 +9,22 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/standbykit/standbykit/aipimage"
+	"github.com/standbykit/standbykit/bootpoint"
+	"github.com/standbykit/standbykit/bootpoint/hypervisortest"
 	"github.com/standbykit/standbykit/internal/sample"
 )
 
-func sampleDir(t *testing.T, incrementals int, seed uint64) string {
-	dir := t.TempDir()
-	_, err := sample.Write(context.Background(), dir, sample.Options{DiskSize: 2 << 20, Incrementals: incrementals, Seed: seed})
-	require.NoError(t, err)
-	return dir
-}
-
 func TestManagerPerHostLimit(t *testing.T) {
-	hosts := map[string]*memHypervisor{"esx1": newMemHypervisor(), "esx2": newMemHypervisor()}
-	m := &Manager{StatePath: filepath.Join(t.TempDir(), "state.json"), PerHost: 2, Global: 10}
+	hosts := map[string]*hypervisortest.Memory{"esx1": {}, "esx2": {}}
+	m := &bootpoint.Manager{StatePath: filepath.Join(t.TempDir(), "state.json"), PerHost: 2, Global: 10}
 	for i := range 6 {
 		host := []string{"esx1", "esx2"}[i%2]
 		hv := hosts[host]
-		hv.slow = 30 * time.Millisecond
-		m.Tasks = append(m.Tasks, &Task{
+		hv.Slow = 30 * time.Millisecond
+		m.Tasks = append(m.Tasks, &bootpoint.Task{
 			Name: fmt.Sprintf("t%d", i), Images: sampleDir(t, 2, uint64(i)), Host: host,
-			Trigger: Trigger{Kind: EveryN, N: 1},
-			Standby: &Standby{Hypervisor: hv, Format: &rawFormat{grain: 512}, VM: VMSpec{Name: fmt.Sprintf("vm%d", i)}},
+			Trigger: bootpoint.Trigger{Kind: bootpoint.EveryN, N: 1},
+			Standby: &bootpoint.Standby{Hypervisor: hv, VM: bootpoint.VMSpec{Name: fmt.Sprintf("vm%d", i)}},
 		})
 	}
 	ctx := context.Background()
@@ -49,8 +43,8 @@ func TestManagerPerHostLimit(t *testing.T) {
 	}
 	tick() // one boot point covering both new points
 	for name, hv := range hosts {
-		require.LessOrEqual(t, hv.maxInFlight.Load(), int32(2), "host %s", name)
-		require.Equal(t, int32(2), hv.maxInFlight.Load(), "host %s: the limit should also be reached", name)
+		require.LessOrEqual(t, hv.MaxInFlight(), 2, "host %s", name)
+		require.Equal(t, 2, hv.MaxInFlight(), "host %s: the limit should also be reached", name)
 	}
 	st, err := m.Status()
 	require.NoError(t, err)
@@ -64,7 +58,7 @@ func TestManagerPerHostLimit(t *testing.T) {
 		require.Len(t, verifyAllOf(t, task), 2)
 	}
 	// The state survives a restart, and reconciliation agrees with it.
-	again := &Manager{StatePath: m.StatePath, Tasks: m.Tasks}
+	again := &bootpoint.Manager{StatePath: m.StatePath, Tasks: m.Tasks}
 	res, err := again.Tick(ctx)
 	require.NoError(t, err)
 	for _, r := range res {
@@ -72,24 +66,17 @@ func TestManagerPerHostLimit(t *testing.T) {
 	}
 }
 
-func verifyAllOf(t *testing.T, task *Task) []BootPoint {
-	set, err := aipimage.OpenDir(task.Images, nil)
-	require.NoError(t, err)
-	defer set.Close()
-	return verifyAll(t, task.Standby, set)
-}
-
 func TestManagerTriggersWithInjectedClock(t *testing.T) {
 	now := time.Date(2026, 11, 24, 1, 0, 0, 0, time.UTC)
 	ctx := context.Background()
-	newTask := func(name string, tr Trigger) *Task {
-		return &Task{Name: name, Images: sampleDir(t, 1, 1), Trigger: tr,
-			Standby: &Standby{Hypervisor: newMemHypervisor(), Format: &rawFormat{grain: 512}, VM: VMSpec{Name: name}}}
+	newTask := func(name string, tr bootpoint.Trigger) *bootpoint.Task {
+		return &bootpoint.Task{Name: name, Images: sampleDir(t, 1, 1), Trigger: tr,
+			Standby: &bootpoint.Standby{Hypervisor: &hypervisortest.Memory{}, VM: bootpoint.VMSpec{Name: name}}}
 	}
-	daily := newTask("daily", Trigger{Kind: Daily, At: 3 * time.Hour, Location: time.UTC})
-	every := newTask("every3", Trigger{Kind: EveryN, N: 3})
-	immediate := newTask("now", Trigger{Kind: Immediately})
-	m := &Manager{StatePath: filepath.Join(t.TempDir(), "s.json"), Tasks: []*Task{daily, every, immediate}, Now: func() time.Time { return now }}
+	daily := newTask("daily", bootpoint.Trigger{Kind: bootpoint.Daily, At: 3 * time.Hour, Location: time.UTC})
+	every := newTask("every3", bootpoint.Trigger{Kind: bootpoint.EveryN, N: 3})
+	immediate := newTask("now", bootpoint.Trigger{Kind: bootpoint.Immediately})
+	m := &bootpoint.Manager{StatePath: filepath.Join(t.TempDir(), "s.json"), Tasks: []*bootpoint.Task{daily, every, immediate}, Now: func() time.Time { return now }}
 	ran := func() map[string]bool {
 		res, err := m.Tick(ctx)
 		require.NoError(t, err)
@@ -100,7 +87,7 @@ func TestManagerTriggersWithInjectedClock(t *testing.T) {
 		}
 		return out
 	}
-	extend := func(task *Task, n int) {
+	extend := func(task *bootpoint.Task, n int) {
 		_, err := sample.Extend(ctx, task.Images, n, uint64(now.Unix()), nil)
 		require.NoError(t, err)
 	}

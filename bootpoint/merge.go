@@ -14,7 +14,7 @@ import (
 type Delta struct {
 	Disk    int
 	Size    int64             // the disk's capacity
-	Extents []aipimage.Extent // sorted, disjoint, grain-aligned (clipped to Size)
+	Extents []aipimage.Extent // sorted, disjoint, aligned to the grain PlanDelta was given (clipped to Size)
 	Source  io.ReaderAt       // the point's content with its patches applied
 }
 

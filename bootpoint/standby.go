@@ -13,23 +13,6 @@ import (
 	"github.com/standbykit/standbykit/p2v"
 )
 
-// DiskFormat writes the files of boot-point disks and reads chains back.
-// Package vmdk provides the ESXi formats (streamOptimized base, vmfsSparse
-// deltas).
-type DiskFormat interface {
-	// Grain is the unit deltas are aligned to.
-	Grain() int64
-	// Base returns the file that imports as disk d of a new VM, holding
-	// delta's bytes (its extents are where the data is; the rest is zero).
-	Base(ctx context.Context, vmName string, delta Delta) (File, error)
-	// Delta returns the descriptor and extent that put delta on top of the
-	// parent (the current leaf, by file name and descriptor content).
-	Delta(ctx context.Context, parentName string, parentDescriptor []byte, delta Delta) (DiskDelta, error)
-	// OpenChain reads a disk chain back (files leaf first) as the content
-	// of the leaf, of size bytes.
-	OpenChain(ctx context.Context, files []RemoteFile, size int64) (io.ReaderAt, io.Closer, error)
-}
-
 // Inspector decides the P2V plan of a point. It must be deterministic: the
 // plan of a point is recomputed to undo its patches in the next boot point.
 type Inspector interface {
@@ -45,7 +28,6 @@ func (NoP2V) Inspect(context.Context, aipimage.Point) (*p2v.Plan, error) { retur
 // Standby keeps one standby VM up to date from one image set.
 type Standby struct {
 	Hypervisor Hypervisor
-	Format     DiskFormat
 	// Inspector plans P2V fixups; nil means NoP2V.
 	Inspector Inspector
 	// VM is the template of the VM to create: name, CPUs, memory, network.
@@ -65,8 +47,8 @@ type Standby struct {
 // Event reports progress of a Standby operation.
 type Event struct {
 	Sequence int
-	Step     string // "inspect", "base", "delta", "upload", "snapshot", "verify", "done"
-	Bytes    int64  // bytes written into deltas for this boot point so far
+	Step     string // "inspect", "base", "delta", "snapshot", "verify", "done"
+	Bytes    int64  // bytes of changes planned for this boot point so far
 }
 
 // BootPoint is a snapshot StandbyKit made, with its metadata.
@@ -78,7 +60,7 @@ type BootPoint struct {
 // Result describes one boot point added.
 type Result struct {
 	BootPoint BootPoint
-	Bytes     int64 // delta bytes written (all disks)
+	Bytes     int64 // bytes of changes written (all disks)
 	Duration  time.Duration
 }
 
@@ -159,6 +141,23 @@ func (s *Standby) Sync(ctx context.Context, set aipimage.Set) ([]Result, error) 
 	}
 }
 
+// current is the boot point whose snapshot is the VM's current one: the
+// base of the next boot point. A VM whose current snapshot is not a boot
+// point (or that has none) has no base to build on.
+func current(vm VM, bps []BootPoint) (BootPoint, error) {
+	for _, bp := range bps {
+		if bp.Snapshot.Current {
+			return bp, nil
+		}
+	}
+	return BootPoint{}, fmt.Errorf("%w: the current snapshot of VM %s is not a boot point: revert it to one", ErrDiverged, vm.Name)
+}
+
+// SectorSize is the unit every Delta's extents are aligned to; a
+// hypervisor widens them to its own grain (a Delta's Source holds the
+// whole disk).
+const SectorSize = 512
+
 // indexOf finds the point a boot point was made from.
 func indexOf(set aipimage.Set, m Metadata) (int, error) {
 	for k, p := range set.Points() {
@@ -172,10 +171,10 @@ func indexOf(set aipimage.Set, m Metadata) (int, error) {
 	return 0, fmt.Errorf("%w: boot point %d (point %s of set %s) is not in the image set", ErrChainMismatch, m.Sequence, m.PointID, m.SetID)
 }
 
-// Add makes a boot point for point k on top of the VM's newest boot point
-// (which must be of an earlier point of the same set): one boot point may
-// cover several increments. Without a VM, k must be... any point: the VM
-// is created with point k's content as its base.
+// Add makes a boot point for point k on top of the VM's current boot point
+// (the newest one, or the one last reverted to; it must be of an earlier
+// point of the same set): one boot point may cover several increments.
+// Without a VM, the VM is created with point k's content as its base.
 func (s *Standby) Add(ctx context.Context, set aipimage.Set, k int) (Result, error) {
 	start := time.Now()
 	point, err := set.Point(k)
@@ -211,13 +210,17 @@ func (s *Standby) Add(ctx context.Context, set aipimage.Set, k int) (Result, err
 		}
 		return s.create(ctx, set, k, plan, meta, name, start)
 	}
-	last := bps[len(bps)-1].Meta
+	base, err := current(vm, bps)
+	if err != nil {
+		return Result{}, err
+	}
+	last := base.Meta
 	lastK, err := indexOf(set, last)
 	if err != nil {
 		return Result{}, err
 	}
 	if lastK >= k {
-		return Result{}, fmt.Errorf("%w: newest boot point is of point %d, not older than %d", ErrChainMismatch, last.Sequence, info.Sequence)
+		return Result{}, fmt.Errorf("%w: the current boot point is of point %d, not older than %d", ErrChainMismatch, last.Sequence, info.Sequence)
 	}
 	lastPoint, err := set.Point(lastK)
 	if err != nil {
@@ -230,31 +233,23 @@ func (s *Standby) Add(ctx context.Context, set aipimage.Set, k int) (Result, err
 	if prevPlan.Digest() != last.PatchDigest {
 		return Result{}, fmt.Errorf("%w: the plan of point %d is not the one its boot point was made with", ErrChainMismatch, last.Sequence)
 	}
-	var deltas []DiskDelta
+	var changes []Delta
 	var written int64
 	for d := range info.Disks {
 		changed, err := ChangedSince(set, lastK, k, d)
 		if err != nil {
 			return Result{}, err
 		}
-		delta, err := PlanDelta(point, d, changed, prevPlan, plan, s.Format.Grain())
+		delta, err := PlanDelta(point, d, changed, prevPlan, plan, SectorSize)
 		if err != nil {
 			return Result{}, err
 		}
-		parentName, parentDesc, err := s.Hypervisor.LeafDescriptor(ctx, vm, d)
-		if err != nil {
-			return Result{}, err
-		}
-		s.emit(Event{Sequence: info.Sequence, Step: "delta", Bytes: written})
-		dd, err := s.Format.Delta(ctx, parentName, parentDesc, delta)
-		if err != nil {
-			return Result{}, err
-		}
-		deltas = append(deltas, dd)
+		changes = append(changes, delta)
 		written += delta.Bytes()
+		s.emit(Event{Sequence: info.Sequence, Step: "delta", Bytes: written})
 	}
 	s.emit(Event{Sequence: info.Sequence, Step: "snapshot", Bytes: written})
-	snap, err := s.Hypervisor.AddBootPoint(ctx, vm, deltas, name, meta.Description())
+	snap, err := s.Hypervisor.AddBootPoint(ctx, vm, changes, name, meta.Description())
 	if err != nil {
 		return Result{}, err
 	}
@@ -289,7 +284,7 @@ func (s *Standby) create(ctx context.Context, set aipimage.Set, k int, plan *p2v
 	}
 	spec.Annotation = standbyAnnotation(info.SetID)
 	spec.DiskSizes = nil
-	var bases []File
+	var bases []Delta
 	var written int64
 	for d, disk := range info.Disks {
 		spec.DiskSizes = append(spec.DiskSizes, disk.Size)
@@ -298,17 +293,13 @@ func (s *Standby) create(ctx context.Context, set aipimage.Set, k int, plan *p2v
 		if err != nil {
 			return Result{}, err
 		}
-		delta, err := PlanDelta(point, d, changed, nil, plan, s.Format.Grain())
+		delta, err := PlanDelta(point, d, changed, nil, plan, SectorSize)
 		if err != nil {
 			return Result{}, err
 		}
-		s.emit(Event{Sequence: info.Sequence, Step: "base", Bytes: written})
-		f, err := s.Format.Base(ctx, spec.Name, delta)
-		if err != nil {
-			return Result{}, err
-		}
-		bases = append(bases, f)
+		bases = append(bases, delta)
 		written += delta.Bytes()
+		s.emit(Event{Sequence: info.Sequence, Step: "base", Bytes: written})
 	}
 	vm, err := s.Hypervisor.CreateStandby(ctx, spec, bases)
 	if err != nil {
@@ -424,26 +415,26 @@ func (s *Standby) Verify(ctx context.Context, set aipimage.Set, bp BootPoint) er
 	}
 	s.emit(Event{Sequence: bp.Meta.Sequence, Step: "verify"})
 	for d, disk := range point.Info().Disks {
-		files, err := s.Hypervisor.DiskChain(ctx, vm, bp.Snapshot, d)
+		got, err := s.Hypervisor.OpenDisk(ctx, vm, bp.Snapshot, d)
 		if err != nil {
 			return err
 		}
-		got, closer, err := s.Format.OpenChain(ctx, files, disk.Size)
-		if err != nil {
-			return err
+		if got.Size() != disk.Size {
+			got.Close()
+			return fmt.Errorf("%w: boot point %d disk %d holds %d bytes, its point %d", ErrChainMismatch, bp.Meta.Sequence, d, got.Size(), disk.Size)
 		}
 		src, err := point.Disk(d)
 		if err != nil {
-			closer.Close()
+			got.Close()
 			return err
 		}
 		want, err := p2v.NewOverlay(src, plan, d)
 		if err != nil {
-			closer.Close()
+			got.Close()
 			return err
 		}
 		off, err := firstDifference(ctx, got, want, disk.Size)
-		closer.Close()
+		got.Close()
 		if err != nil {
 			return err
 		}

@@ -1,96 +1,57 @@
-package bootpoint
+package bootpoint_test
 
 import (
 	"context"
 	"errors"
-	"io"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/standbykit/standbykit/aipimage"
-	"github.com/standbykit/standbykit/internal/sample"
+	"github.com/standbykit/standbykit/bootpoint"
+	"github.com/standbykit/standbykit/bootpoint/hypervisortest"
 	"github.com/standbykit/standbykit/p2v"
 )
 
-// movingPatches is a deterministic Inspector whose patches depend on the
-// point: they move, change and vanish from point to point, like real P2V
-// fixups when a registry hive or fstab moves on disk.
-type movingPatches struct{}
-
-func (movingPatches) Inspect(ctx context.Context, p aipimage.Point) (*p2v.Plan, error) {
-	seq := int64(p.Info().Sequence)
-	size := p.Info().Disks[0].Size
-	plan := &p2v.Plan{Firmware: p2v.FirmwareBIOS, GuestID: "otherLinux64Guest", Controller: p2v.ControllerPVSCSI}
-	if seq%3 != 2 { // every third point has no patch at all
-		plan.Patches = append(plan.Patches, p2v.Patch{Offset: (seq*7919*512 + 100) % (size - 4096), Data: []byte("patched-by-p2v"), Why: "test"})
-	}
-	plan.Patches = append(plan.Patches, p2v.Patch{Offset: 1 << 20, Data: []byte{byte(seq), 0xfe}, Why: "same place, new value"})
-	return plan, nil
-}
-
-func newSample(t *testing.T, incrementals int) aipimage.Set {
-	t.Helper()
-	dir := t.TempDir()
-	_, err := sample.Write(context.Background(), dir, sample.Options{DiskSize: 4 << 20, Incrementals: incrementals, Seed: 3})
-	require.NoError(t, err)
-	set, err := aipimage.OpenDir(dir, nil)
-	require.NoError(t, err)
-	t.Cleanup(func() { set.Close() })
-	return set
-}
-
-func verifyAll(t *testing.T, s *Standby, set aipimage.Set) []BootPoint {
-	t.Helper()
-	_, bps, err := s.BootPoints(context.Background())
-	require.NoError(t, err)
-	for _, bp := range bps {
-		require.NoError(t, s.Verify(context.Background(), set, bp), "boot point %d", bp.Meta.Sequence)
-	}
-	return bps
-}
-
 func TestSyncMakesOneVerifiedBootPointPerPoint(t *testing.T) {
-	for _, grain := range []int64{512, 64 << 10} {
-		set := newSample(t, 8)
-		hv := newMemHypervisor()
-		s := &Standby{Hypervisor: hv, Format: &rawFormat{grain: grain}, Inspector: movingPatches{}, VM: VMSpec{Name: "web01"}, Library: "test"}
-		results, err := s.Sync(context.Background(), set)
-		require.NoError(t, err)
-		require.Len(t, results, 9)
-		bps := verifyAll(t, s, set)
-		require.Len(t, bps, 9)
-		for k, bp := range bps {
-			info := set.Points()[k]
-			require.Equal(t, info.Sequence, bp.Meta.Sequence)
-			require.Equal(t, info.PointID, bp.Meta.PointID)
-			require.Equal(t, SnapshotName(info.Sequence, info.Time), bp.Snapshot.Name)
-		}
-		vm := hv.vms["web01"]
-		require.Equal(t, p2v.ControllerPVSCSI, vm.spec.Controller)
-		require.False(t, vm.spec.ConnectNIC)
-		// Nothing more to do.
-		results, err = s.Sync(context.Background(), set)
-		require.NoError(t, err)
-		require.Empty(t, results)
+	set := newSample(t, 8)
+	hv := &hypervisortest.Memory{}
+	s := &bootpoint.Standby{Hypervisor: hv, Inspector: movingPatches{}, VM: bootpoint.VMSpec{Name: "web01"}, Library: "test"}
+	results, err := s.Sync(context.Background(), set)
+	require.NoError(t, err)
+	require.Len(t, results, 9)
+	bps := verifyAll(t, s, set)
+	require.Len(t, bps, 9)
+	for k, bp := range bps {
+		info := set.Points()[k]
+		require.Equal(t, info.Sequence, bp.Meta.Sequence)
+		require.Equal(t, info.PointID, bp.Meta.PointID)
+		require.Equal(t, bootpoint.SnapshotName(info.Sequence, info.Time), bp.Snapshot.Name)
 	}
+	spec, ok := hv.Spec("web01")
+	require.True(t, ok)
+	require.Equal(t, p2v.ControllerPVSCSI, spec.Controller)
+	require.False(t, spec.ConnectNIC)
+	// Nothing more to do.
+	results, err = s.Sync(context.Background(), set)
+	require.NoError(t, err)
+	require.Empty(t, results)
 }
 
 func TestVerifyCatchesABrokenDelta(t *testing.T) {
 	set := newSample(t, 3)
-	s := &Standby{Hypervisor: newMemHypervisor(), Format: &rawFormat{grain: 512, drop: true}, Inspector: movingPatches{}, VM: VMSpec{Name: "v"}}
+	s := &bootpoint.Standby{Hypervisor: &hypervisortest.Memory{Drop: true}, Inspector: movingPatches{}, VM: bootpoint.VMSpec{Name: "v"}}
 	_, err := s.Sync(context.Background(), set)
 	require.NoError(t, err)
 	_, bps, err := s.BootPoints(context.Background())
 	require.NoError(t, err)
-	var mismatch *MismatchError
+	var mismatch *bootpoint.MismatchError
 	require.ErrorAs(t, s.Verify(context.Background(), set, bps[len(bps)-1]), &mismatch)
 }
 
 func TestCatchUpCoversSeveralIncrements(t *testing.T) {
 	set := newSample(t, 8)
-	s := &Standby{Hypervisor: newMemHypervisor(), Format: &rawFormat{grain: 512}, Inspector: movingPatches{}, VM: VMSpec{Name: "v"}}
+	s := &bootpoint.Standby{Hypervisor: &hypervisortest.Memory{}, Inspector: movingPatches{}, VM: bootpoint.VMSpec{Name: "v"}}
 	ctx := context.Background()
 	for _, k := range []int{0, 4, 5, 8} {
 		_, err := s.Add(ctx, set, k)
@@ -99,12 +60,12 @@ func TestCatchUpCoversSeveralIncrements(t *testing.T) {
 	bps := verifyAll(t, s, set)
 	require.Len(t, bps, 4)
 	_, err := s.Add(ctx, set, 7)
-	require.ErrorIs(t, err, ErrChainMismatch, "a point older than the newest boot point cannot be added")
+	require.ErrorIs(t, err, bootpoint.ErrChainMismatch, "a point older than the newest boot point cannot be added")
 }
 
 func TestCapConsolidatesOldest(t *testing.T) {
 	set := newSample(t, 9)
-	s := &Standby{Hypervisor: newMemHypervisor(), Format: &rawFormat{grain: 512}, VM: VMSpec{Name: "v"}, MaxBootPoints: 4}
+	s := &bootpoint.Standby{Hypervisor: &hypervisortest.Memory{}, VM: bootpoint.VMSpec{Name: "v"}, MaxBootPoints: 4}
 	_, err := s.Sync(context.Background(), set)
 	require.NoError(t, err)
 	bps := verifyAll(t, s, set)
@@ -113,46 +74,93 @@ func TestCapConsolidatesOldest(t *testing.T) {
 	require.Equal(t, 9, bps[3].Meta.Sequence)
 }
 
+// failAt makes hv fail at every occurrence of step.
+func failAt(hv *hypervisortest.Memory, step string, err error) {
+	hv.Fail = func(s string) error {
+		if s == step {
+			return err
+		}
+		return nil
+	}
+}
+
 func TestFailuresLeaveNoHalfBootPointAndRetrySucceeds(t *testing.T) {
 	set := newSample(t, 4)
-	hv := newMemHypervisor()
-	s := &Standby{Hypervisor: hv, Format: &rawFormat{grain: 512}, Inspector: movingPatches{}, VM: VMSpec{Name: "v"}}
 	ctx := context.Background()
 	boom := errors.New("injected")
-
-	// The first snapshot fails: the VM is removed, the retry creates it.
-	hv.fail = func(step string) error {
-		if step == "snapshot" {
-			return boom
-		}
-		return nil
+	newStandby := func(hv *hypervisortest.Memory) *bootpoint.Standby {
+		return &bootpoint.Standby{Hypervisor: hv, Inspector: movingPatches{}, VM: bootpoint.VMSpec{Name: "v"}}
 	}
+
+	// Creating the VM or its first snapshot fails: no VM is left, the
+	// retry creates it.
+	for _, step := range []string{"create", "snapshot"} {
+		hv := &hypervisortest.Memory{}
+		s := newStandby(hv)
+		failAt(hv, step, boom)
+		_, err := s.Sync(ctx, set)
+		require.ErrorIs(t, err, boom, step)
+		_, err = hv.FindVM(ctx, "v")
+		require.ErrorIs(t, err, bootpoint.ErrNotFound, step)
+		require.Empty(t, hv.VMs(), step)
+
+		hv.Fail = nil
+		_, err = s.Sync(ctx, set)
+		require.NoError(t, err, step)
+		require.Len(t, verifyAll(t, s, set), 5, step)
+	}
+
+	// Writing the changes or the snapshot fails on the third boot point:
+	// the VM stays at the second, its disks as the second left them.
+	for _, step := range []string{"write", "snapshot"} {
+		hv := &hypervisortest.Memory{}
+		s := newStandby(hv)
+		for k := range 2 {
+			_, err := s.Add(ctx, set, k)
+			require.NoError(t, err, step)
+		}
+		failAt(hv, step, boom)
+		_, err := s.Sync(ctx, set)
+		require.ErrorIs(t, err, boom, step)
+		bps := verifyAll(t, s, set)
+		require.Len(t, bps, 2, step)
+
+		// No half-written disk either: a snapshot of the current state
+		// (not a boot point) verifies as the second boot point.
+		hv.Fail = nil
+		vm, err := hv.FindVM(ctx, "v")
+		require.NoError(t, err)
+		probe, err := hv.AddBootPoint(ctx, vm, nil, "probe", "not a boot point")
+		require.NoError(t, err)
+		require.NoError(t, s.Verify(ctx, set, bootpoint.BootPoint{Snapshot: probe, Meta: bps[1].Meta}), step)
+		require.NoError(t, hv.Revert(ctx, vm, bps[1].Snapshot))
+		require.NoError(t, hv.RemoveSnapshot(ctx, vm, probe))
+
+		_, err = s.Sync(ctx, set)
+		require.NoError(t, err, step)
+		require.Len(t, verifyAll(t, s, set), 5, step)
+	}
+
+	// Consolidating the oldest fails: the new boot point stays, and the
+	// next run consolidates before it adds more.
+	hv := &hypervisortest.Memory{}
+	s := newStandby(hv)
+	s.MaxBootPoints = 2
+	for k := range 2 {
+		_, err := s.Add(ctx, set, k)
+		require.NoError(t, err)
+	}
+	failAt(hv, "remove", boom)
 	_, err := s.Sync(ctx, set)
 	require.ErrorIs(t, err, boom)
-	_, err = hv.FindVM(ctx, "v")
-	require.ErrorIs(t, err, ErrNotFound)
-
-	// Uploads fail on the third boot point: the VM stays at the second.
-	hv.fail = nil
-	_, err = s.Add(ctx, set, 0)
-	require.NoError(t, err)
-	_, err = s.Add(ctx, set, 1)
-	require.NoError(t, err)
-	hv.fail = func(step string) error {
-		if step == "upload" {
-			return boom
-		}
-		return nil
-	}
+	require.Len(t, verifyAll(t, s, set), 3)
+	hv.Fail = nil
 	_, err = s.Sync(ctx, set)
-	require.ErrorIs(t, err, boom)
+	require.NoError(t, err)
 	bps := verifyAll(t, s, set)
 	require.Len(t, bps, 2)
-
-	hv.fail = nil
-	_, err = s.Sync(ctx, set)
-	require.NoError(t, err)
-	require.Len(t, verifyAll(t, s, set), 5)
+	require.Equal(t, 3, bps[0].Meta.Sequence)
+	require.Equal(t, 4, bps[1].Meta.Sequence)
 }
 
 // flakyPlans returns a different plan each time: the previous boot
@@ -167,26 +175,16 @@ func (f flakyPlans) Inspect(ctx context.Context, p aipimage.Point) (*p2v.Plan, e
 func TestNonDeterministicInspectorIsRefused(t *testing.T) {
 	set := newSample(t, 2)
 	n := 0
-	s := &Standby{Hypervisor: newMemHypervisor(), Format: &rawFormat{grain: 512}, Inspector: flakyPlans{&n}, VM: VMSpec{Name: "v"}}
+	s := &bootpoint.Standby{Hypervisor: &hypervisortest.Memory{}, Inspector: flakyPlans{&n}, VM: bootpoint.VMSpec{Name: "v"}}
 	_, err := s.Sync(context.Background(), set)
-	require.ErrorIs(t, err, ErrChainMismatch)
-}
-
-func TestMetadataRoundTrip(t *testing.T) {
-	m := Metadata{SetID: "a", PointID: "b", Sequence: 7, PatchDigest: "d", Library: "x"}
-	got, err := ParseMetadata(m.Description())
-	require.NoError(t, err)
-	m.Kind = metadataKind
-	require.Equal(t, m, got)
-	_, err = ParseMetadata("taken by hand before patching")
-	require.ErrorIs(t, err, ErrNotBootPoint)
+	require.ErrorIs(t, err, bootpoint.ErrChainMismatch)
 }
 
 // A VM created from a later point holds everything the chain wrote up to
 // it, not just that point's changes.
 func TestCreateFromLaterPoint(t *testing.T) {
 	set := newSample(t, 6)
-	s := &Standby{Hypervisor: newMemHypervisor(), Format: &rawFormat{grain: 64 << 10}, Inspector: movingPatches{}, VM: VMSpec{Name: "v"}}
+	s := &bootpoint.Standby{Hypervisor: &hypervisortest.Memory{}, Inspector: movingPatches{}, VM: bootpoint.VMSpec{Name: "v"}}
 	_, err := s.Add(context.Background(), set, 4)
 	require.NoError(t, err)
 	_, err = s.Add(context.Background(), set, 6)
@@ -201,19 +199,18 @@ func TestInterruptedCreationIsRedone(t *testing.T) {
 	set := newSample(t, 2)
 	ctx := context.Background()
 	for _, ours := range []bool{true, false} {
-		hv := newMemHypervisor()
-		spec := VMSpec{Name: "v", DiskSizes: []int64{set.Points()[0].Disks[0].Size}}
+		hv := &hypervisortest.Memory{}
+		size := set.Points()[0].Disks[0].Size
+		spec := bootpoint.VMSpec{Name: "v", DiskSizes: []int64{size}}
 		if ours {
-			spec.Annotation = standbyAnnotation(set.Points()[0].SetID)
+			spec.Annotation = bootpoint.StandbyAnnotation(set.Points()[0].SetID)
 		}
-		_, err := hv.CreateStandby(ctx, spec, []File{{Name: "b", Size: 0, Open: func() (io.ReadCloser, error) {
-			return io.NopCloser(strings.NewReader("")), nil
-		}}})
+		_, err := hv.CreateStandby(ctx, spec, []bootpoint.Delta{{Disk: 0, Size: size}})
 		require.NoError(t, err)
-		s := &Standby{Hypervisor: hv, Format: &rawFormat{grain: 512}, VM: VMSpec{Name: "v"}}
+		s := &bootpoint.Standby{Hypervisor: hv, VM: bootpoint.VMSpec{Name: "v"}}
 		_, err = s.Sync(ctx, set)
 		if !ours {
-			require.ErrorIs(t, err, ErrChainMismatch)
+			require.ErrorIs(t, err, bootpoint.ErrChainMismatch)
 			continue
 		}
 		require.NoError(t, err)
@@ -222,13 +219,46 @@ func TestInterruptedCreationIsRedone(t *testing.T) {
 }
 
 // silentRemover claims to remove snapshots but keeps them.
-type silentRemover struct{ *memHypervisor }
+type silentRemover struct{ *hypervisortest.Memory }
 
-func (silentRemover) RemoveSnapshot(context.Context, VM, Snapshot) error { return nil }
+func (silentRemover) RemoveSnapshot(context.Context, bootpoint.VM, bootpoint.Snapshot) error {
+	return nil
+}
 
 func TestConsolidationIsChecked(t *testing.T) {
 	set := newSample(t, 3)
-	s := &Standby{Hypervisor: silentRemover{newMemHypervisor()}, Format: &rawFormat{grain: 512}, VM: VMSpec{Name: "v"}, MaxBootPoints: 2}
+	s := &bootpoint.Standby{Hypervisor: silentRemover{&hypervisortest.Memory{}}, VM: bootpoint.VMSpec{Name: "v"}, MaxBootPoints: 2}
 	_, err := s.Sync(context.Background(), set)
-	require.ErrorIs(t, err, ErrConsolidation)
+	require.ErrorIs(t, err, bootpoint.ErrConsolidation)
+}
+
+// After a revert to an older boot point k (a failover, say), Add builds
+// the next boot point on k, the current snapshot, not on the newest: the
+// newest point added again verifies, and so does k.
+func TestAddBuildsOnTheCurrentBootPoint(t *testing.T) {
+	set := newSample(t, 5)
+	hv := &hypervisortest.Memory{}
+	s := &bootpoint.Standby{Hypervisor: hv, Inspector: movingPatches{}, VM: bootpoint.VMSpec{Name: "v"}}
+	ctx := context.Background()
+	_, err := s.Sync(ctx, set)
+	require.NoError(t, err)
+	vm, bps, err := s.BootPoints(ctx)
+	require.NoError(t, err)
+	require.Len(t, bps, 6)
+
+	const k = 2
+	require.NoError(t, hv.Revert(ctx, vm, bps[k].Snapshot))
+	newest := len(set.Points()) - 1
+	r, err := s.Add(ctx, set, newest)
+	require.NoError(t, err)
+	require.Equal(t, newest, r.BootPoint.Meta.Sequence)
+	require.NoError(t, s.Verify(ctx, set, r.BootPoint))
+	require.NoError(t, s.Verify(ctx, set, bps[k]))
+
+	_, after, err := s.BootPoints(ctx)
+	require.NoError(t, err)
+	require.Len(t, after, 7)
+	require.Equal(t, r.BootPoint.Snapshot.ID, after[6].Snapshot.ID)
+	require.True(t, after[6].Snapshot.Current, "the new boot point is current")
+	verifyAll(t, s, set)
 }

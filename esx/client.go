@@ -50,11 +50,14 @@ type Host struct {
 	Transport Transport
 	// Logger receives progress and cleanup messages; nil discards them.
 	Logger *slog.Logger
-	// NewChild returns an empty delta disk whose parent is the given
-	// descriptor (name relative to the VM folder, and its content), for
-	// CloneForTest. Nil makes CloneForTest return
-	// bootpoint.ErrUnsupportedOperation.
-	NewChild func(parentName string, parentDescriptor []byte) (bootpoint.DiskDelta, error)
+	// AdapterType is the base disks' ddb.adapterType; empty means
+	// "lsilogic", what ESXi writes for every SCSI controller.
+	AdapterType string
+	// Workers compress the base disks' grains; 0 means GOMAXPROCS.
+	Workers int
+	// TempDir holds spooled uploads and disk chains read back for
+	// verification; empty means the system's temporary folder.
+	TempDir string
 
 	finder *find.Finder
 	login  *relogin
@@ -189,7 +192,7 @@ func (h *Host) transport() Transport {
 	if h.Transport != nil {
 		return h.Transport
 	}
-	return DatastoreHTTP{}
+	return DatastoreHTTP{TempDir: h.TempDir}
 }
 
 // relogin is a soap.RoundTripper that logs in again and repeats a call

@@ -57,13 +57,10 @@ func (h *Host) ConnectNetwork(ctx context.Context, vm bootpoint.VM, network stri
 
 // CloneForTest implements bootpoint.TestBooter. The clone is a new VM,
 // name, with the hardware snapshot sn recorded, whose disks are new empty
-// children (made by h.NewChild) in the clone's own folder on top of the
-// snapshot's disks, and whose NIC is connected to network (no NIC when
-// network is empty). DestroyVM of the clone deletes only its own folder.
+// vmfsSparse children in the clone's own folder on top of the snapshot's
+// disks, and whose NIC is connected to network (no NIC when network is
+// empty). DestroyVM of the clone deletes only its own folder.
 func (h *Host) CloneForTest(ctx context.Context, vm bootpoint.VM, sn bootpoint.Snapshot, name, network string) (bootpoint.VM, error) {
-	if h.NewChild == nil {
-		return bootpoint.VM{}, fmt.Errorf("esx: test clone (no NewChild): %w", bootpoint.ErrUnsupportedOperation)
-	}
 	s, err := h.load(ctx, vm)
 	if err != nil {
 		return bootpoint.VM{}, err
@@ -84,7 +81,8 @@ func (h *Host) CloneForTest(ctx context.Context, vm bootpoint.VM, sn bootpoint.S
 
 	// The empty children, named relative to the clone's folder.
 	parents := disks(cfg)
-	children := make([]bootpoint.DiskDelta, len(parents))
+	type child struct{ descriptor, extent File }
+	children := make([]child, len(parents))
 	for d, disk := range parents {
 		b := flat(disk)
 		if b == nil {
@@ -100,12 +98,11 @@ func (h *Host) CloneForTest(ctx context.Context, vm bootpoint.VM, sn bootpoint.S
 		if err != nil {
 			return bootpoint.VM{}, err
 		}
-		child, err := h.NewChild("../"+dp.Path, desc)
+		cd, ce, err := emptyChild(ctx, "../"+dp.Path, desc)
 		if err != nil {
 			return bootpoint.VM{}, fmt.Errorf("esx: child of %s: %w", b.FileName, err)
 		}
-		child.Disk = d
-		children[d] = child
+		children[d] = child{cd, ce}
 	}
 
 	spec := types.VirtualMachineConfigSpec{
@@ -148,14 +145,14 @@ func (h *Host) CloneForTest(ctx context.Context, vm bootpoint.VM, sn bootpoint.S
 			ctrl = c.(types.BaseVirtualController)
 			ctrls[disk.ControllerKey] = ctrl
 		}
-		for _, f := range []bootpoint.File{children[d].Extent, children[d].Descriptor} {
+		for _, f := range []File{children[d].extent, children[d].descriptor} {
 			if err := h.transport().Upload(ctx, cs.ds, path.Join(cs.dir, f.Name), f); err != nil {
 				return fail(fmt.Errorf("esx: test clone %s: uploading %s: %w", name, f.Name, err))
 			}
 		}
 		b := cloneBacking(flat(disk))
 		b.Parent = cloneBacking(flat(disk))
-		b.FileName = cs.ds.Path(path.Join(cs.dir, children[d].Descriptor.Name))
+		b.FileName = cs.ds.Path(path.Join(cs.dir, children[d].descriptor.Name))
 		b.Uuid, b.ContentId = "", ""
 		nd := &types.VirtualDisk{
 			VirtualDevice:   types.VirtualDevice{Key: devs.NewKey(), Backing: b},

@@ -9,10 +9,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -24,6 +22,7 @@ import (
 	"github.com/standbykit/standbykit/aipimage"
 	"github.com/standbykit/standbykit/bootpoint"
 	"github.com/standbykit/standbykit/esx"
+	"github.com/standbykit/standbykit/esx/esxsim"
 	"github.com/standbykit/standbykit/internal/sample"
 )
 
@@ -67,13 +66,13 @@ func TestCrashRecovery(t *testing.T) {
 }
 
 type crashEnv struct {
-	sim             *esx.Simulator
+	sim             *esxsim.Simulator
 	source, images  string
 	state, tempRoot string
 }
 
 func newCrashEnv(t *testing.T, source string) *crashEnv {
-	sim, err := esx.StartSimulator(context.Background(), t.TempDir())
+	sim, err := esxsim.Start(context.Background(), t.TempDir())
 	require.NoError(t, err)
 	t.Cleanup(sim.Close)
 	return &crashEnv{sim: sim, source: source, images: t.TempDir(), state: filepath.Join(t.TempDir(), "state.json"), tempRoot: t.TempDir()}
@@ -86,9 +85,9 @@ func runChild(t *testing.T, env *crashEnv, killAt int) int {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
 	cmd.Env = append(os.Environ(),
 		"STANDBYKIT_CRASH_CHILD=1",
-		"GOVC_URL="+env.sim.Config().URL,
+		"GOVC_URL="+env.sim.URL(),
 		"GOVC_INSECURE=1",
-		"GOVC_DATASTORE="+esx.SimDatastore,
+		"GOVC_DATASTORE="+esxsim.Datastore,
 		"STANDBYKIT_CRASH_SOURCE="+env.source,
 		"STANDBYKIT_CRASH_IMAGES="+env.images,
 		"STANDBYKIT_CRASH_STATE="+env.state,
@@ -136,7 +135,7 @@ func runChild(t *testing.T, env *crashEnv, killAt int) int {
 func (env *crashEnv) check(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
-	host, err := esx.Connect(ctx, env.sim.Config())
+	host, err := esx.Connect(ctx, esx.Config{URL: env.sim.URL(), Insecure: true, Datastore: esxsim.Datastore})
 	require.NoError(t, err)
 	defer host.Close(ctx)
 	set, err := aipimage.OpenDir(env.images, nil)
@@ -144,7 +143,8 @@ func (env *crashEnv) check(t *testing.T) {
 	defer set.Close()
 	require.Len(t, set.Points(), crashPoints)
 
-	sb := &bootpoint.Standby{Hypervisor: host, Format: bootpoint.VMDK{TempDir: t.TempDir()}, VM: bootpoint.VMSpec{Name: crashVM}}
+	host.TempDir = t.TempDir()
+	sb := &bootpoint.Standby{Hypervisor: host, VM: bootpoint.VMSpec{Name: crashVM}}
 	vm, bps, err := sb.BootPoints(ctx)
 	require.NoError(t, err)
 	snaps, err := host.Snapshots(ctx, vm)
@@ -160,21 +160,12 @@ func (env *crashEnv) check(t *testing.T) {
 		require.NoError(t, sb.Verify(ctx, set, bp), "boot point %d", bp.Meta.Sequence)
 	}
 
-	// The VM runs on the newest boot point's disk: no leftover leaf.
-	leaf, _, err := host.LeafDescriptor(ctx, vm, 0)
+	// The VM runs on an empty leaf on top of the newest boot point, and no
+	// interrupted upload or consolidation left a disk file behind.
+	require.True(t, snaps[len(snaps)-1].Current)
+	unused, err := env.sim.UnusedDiskFiles()
 	require.NoError(t, err)
-	chain, err := host.DiskChain(ctx, vm, bps[len(bps)-1].Snapshot, 0)
-	require.NoError(t, err)
-	require.Equal(t, chain[0].Name, leaf)
-	// No delta beyond the leaf survived an interrupted upload.
-	leafNo := deltaNumber(leaf)
-	entries, err := os.ReadDir(filepath.Join(env.sim.Dir, crashVM))
-	require.NoError(t, err)
-	for _, e := range entries {
-		if n := deltaNumber(e.Name()); n > leafNo {
-			t.Errorf("orphan delta file %s beyond the leaf %s", e.Name(), leaf)
-		}
-	}
+	require.Empty(t, unused, "disk files no chain uses")
 
 	st, err := bootpoint.LoadState(env.state)
 	require.NoError(t, err)
@@ -183,21 +174,6 @@ func (env *crashEnv) check(t *testing.T) {
 	require.Equal(t, crashPoints-1, ts.LastSequence)
 	require.Equal(t, len(bps), ts.BootPoints)
 	require.Empty(t, ts.LastError)
-}
-
-// deltaNumber returns N of "vm-00000N.vmdk" or "vm-00000N-delta.vmdk", 0
-// for other files.
-func deltaNumber(name string) int {
-	name = strings.TrimSuffix(strings.TrimSuffix(path.Base(name), ".vmdk"), "-delta")
-	i := strings.LastIndexByte(name, '-')
-	if i < 0 {
-		return 0
-	}
-	n, err := strconv.Atoi(name[i+1:])
-	if err != nil {
-		return 0
-	}
-	return n
 }
 
 // TestCrashChild is the manager process of TestCrashRecovery; it does
@@ -215,7 +191,7 @@ func TestCrashChild(t *testing.T) {
 	host.Transport = stepTransport{step: step}
 	m := &bootpoint.Manager{StatePath: os.Getenv("STANDBYKIT_CRASH_STATE"), Tasks: []*bootpoint.Task{{
 		Name: "crash", Images: os.Getenv("STANDBYKIT_CRASH_IMAGES"), Trigger: bootpoint.Trigger{Kind: bootpoint.Immediately},
-		Standby: &bootpoint.Standby{Hypervisor: stepHost{Host: host, step: step}, Format: bootpoint.VMDK{},
+		Standby: &bootpoint.Standby{Hypervisor: stepHost{Host: host, step: step},
 			VM: bootpoint.VMSpec{Name: crashVM}, MaxBootPoints: crashMaxBoots,
 			Progress: func(e bootpoint.Event) { step("point %d %s", e.Sequence, e.Step) }},
 	}}}
@@ -246,12 +222,12 @@ type stepHost struct {
 	step func(string, ...any)
 }
 
-func (h stepHost) CreateStandby(ctx context.Context, spec bootpoint.VMSpec, bases []bootpoint.File) (bootpoint.VM, error) {
+func (h stepHost) CreateStandby(ctx context.Context, spec bootpoint.VMSpec, bases []bootpoint.Delta) (bootpoint.VM, error) {
 	h.step("create")
 	return h.Host.CreateStandby(ctx, spec, bases)
 }
 
-func (h stepHost) AddBootPoint(ctx context.Context, vm bootpoint.VM, deltas []bootpoint.DiskDelta, name, desc string) (bootpoint.Snapshot, error) {
+func (h stepHost) AddBootPoint(ctx context.Context, vm bootpoint.VM, deltas []bootpoint.Delta, name, desc string) (bootpoint.Snapshot, error) {
 	h.step("add %s", name)
 	s, err := h.Host.AddBootPoint(ctx, vm, deltas, name, desc)
 	h.step("added %s", name)
@@ -269,7 +245,7 @@ type stepTransport struct {
 	step func(string, ...any)
 }
 
-func (s stepTransport) Upload(ctx context.Context, ds *object.Datastore, p string, f bootpoint.File) error {
+func (s stepTransport) Upload(ctx context.Context, ds *object.Datastore, p string, f esx.File) error {
 	s.step("upload %s", p)
 	open := f.Open
 	f.Open = func() (io.ReadCloser, error) {

@@ -1,9 +1,7 @@
 package esx
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -27,14 +25,25 @@ type base struct {
 
 // CreateStandby implements bootpoint.Hypervisor. The VM is created by an
 // NFC import (ImportVApp) whose import spec carries the whole hardware, so
-// each base stream lands as the VM's disk d at
-// "[datastore] <name>/<name>.vmdk", "<name>_<d>.vmdk" for d > 0: what
-// govc import.vmdk does, without an OVF. A base of unknown size (-1) is
-// first spooled to a temporary file, since the NFC upload needs a length.
-// On failure the lease is aborted and the VM and its folder are removed.
-func (h *Host) CreateStandby(ctx context.Context, spec bootpoint.VMSpec, bases []bootpoint.File) (bootpoint.VM, error) {
+// each disk, written as a streamOptimized VMDK, lands as the VM's disk d
+// at "[datastore] <name>/<name>.vmdk", "<name>_<d>.vmdk" for d > 0: what
+// govc import.vmdk does, without an OVF. Each stream is first spooled to
+// a temporary file, since the NFC upload needs a length. On failure the
+// lease is aborted and the VM and its folder are removed.
+func (h *Host) CreateStandby(ctx context.Context, spec bootpoint.VMSpec, contents []bootpoint.Delta) (bootpoint.VM, error) {
 	if spec.Name == "" {
 		return bootpoint.VM{}, errors.New("esx: VM spec without a name")
+	}
+	var bases []File
+	for d, c := range contents {
+		if c.Disk != d {
+			return bootpoint.VM{}, fmt.Errorf("esx: VM %s: content %d is for disk %d", spec.Name, d, c.Disk)
+		}
+		f, err := h.baseStream(ctx, spec.Name, c)
+		if err != nil {
+			return bootpoint.VM{}, fmt.Errorf("esx: VM %s: %w", spec.Name, err)
+		}
+		bases = append(bases, f)
 	}
 	if len(bases) == 0 {
 		return bootpoint.VM{}, fmt.Errorf("esx: VM %s: no base disk", spec.Name)
@@ -54,20 +63,14 @@ func (h *Host) CreateStandby(ctx context.Context, spec bootpoint.VMSpec, bases [
 		}
 	}()
 	for d, f := range bases {
-		b, spool, err := prepareBase(f)
+		b, spool, err := h.spool(f)
 		if spool != "" {
 			spools = append(spools, spool)
 		}
 		if err != nil {
 			return bootpoint.VM{}, fmt.Errorf("esx: VM %s base disk %d (%s): %w", spec.Name, d, f.Name, err)
 		}
-		if d < len(spec.DiskSizes) && spec.DiskSizes[d] > 0 {
-			b.capacity = spec.DiskSizes[d]
-		}
-		if b.capacity <= 0 || b.capacity%sectorSize != 0 {
-			return bootpoint.VM{}, fmt.Errorf("esx: VM %s base disk %d: capacity %d unknown or not a multiple of %d",
-				spec.Name, d, b.capacity, sectorSize)
-		}
+		b.capacity = contents[d].Size
 		srcs = append(srcs, b)
 	}
 
@@ -163,41 +166,25 @@ func (h *Host) removeFailed(ctx context.Context, log interface {
 	return nil
 }
 
-// prepareBase learns a base stream's size (spooling it to a temporary
-// file when unknown) and its capacity from its sparse header, if any.
-func prepareBase(f bootpoint.File) (b base, spool string, err error) {
-	if f.Open == nil {
-		return base{}, "", errors.New("no content")
-	}
-	b = base{open: f.Open, size: f.Size}
-	if f.Size < 0 {
-		tmp, err := os.CreateTemp("", "esx-base-*.vmdk")
-		if err != nil {
-			return base{}, "", err
-		}
-		spool = tmp.Name()
-		r, err := f.Open()
-		if err == nil {
-			b.size, err = io.Copy(tmp, r)
-			r.Close()
-		}
-		if cerr := tmp.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return base{}, spool, fmt.Errorf("spooling: %w", err)
-		}
-		b.open = func() (io.ReadCloser, error) { return os.Open(spool) }
-	}
-	r, err := b.open()
+// spool writes a base stream to a temporary file, to learn its size.
+func (h *Host) spool(f File) (b base, spool string, err error) {
+	tmp, err := os.CreateTemp(h.TempDir, "esx-base-*.vmdk")
 	if err != nil {
-		return base{}, spool, err
+		return base{}, "", err
 	}
-	defer r.Close()
-	head, _ := bufio.NewReader(r).Peek(20)
-	if len(head) == 20 && string(head[:4]) == string(sparseMagic) {
-		b.capacity = int64(binary.LittleEndian.Uint64(head[12:20])) * sectorSize
+	spool = tmp.Name()
+	r, err := f.Open()
+	if err == nil {
+		b.size, err = io.Copy(tmp, r)
+		r.Close()
 	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return base{}, spool, fmt.Errorf("spooling: %w", err)
+	}
+	b.open = func() (io.ReadCloser, error) { return os.Open(spool) }
 	return b, spool, nil
 }
 

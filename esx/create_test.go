@@ -1,6 +1,7 @@
 package esx
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -8,26 +9,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/types"
 
+	"github.com/standbykit/standbykit/aipimage"
 	"github.com/standbykit/standbykit/bootpoint"
 	"github.com/standbykit/standbykit/p2v"
+	"github.com/standbykit/standbykit/vmdk"
 )
-
-// createStandby creates VM "sb" with two disks and returns it with the
-// base bytes.
-func createStandby(t *testing.T, h *Host, spec bootpoint.VMSpec) (bootpoint.VM, [][]byte) {
-	t.Helper()
-	if spec.Name == "" {
-		spec.Name = "sb"
-	}
-	b0 := fakeStreamVMDK(1, 1<<30, spec.Name+".vmdk")
-	b1 := fakeStreamVMDK(2, 2<<30, spec.Name+"_1.vmdk")
-	vm, err := h.CreateStandby(context.Background(), spec,
-		[]bootpoint.File{memFile("base0", b0, int64(len(b0))), memFile("base1", b1, -1)})
-	require.NoError(t, err)
-	return vm, [][]byte{b0, b1}
-}
 
 func TestCreateStandby(t *testing.T) {
 	sim, h := startHost(t)
@@ -59,23 +48,27 @@ func TestCreateStandby(t *testing.T) {
 		require.Equal(t, want, flat(ds[i]).FileName)
 		require.Equal(t, ctrls[0].GetVirtualDevice().Key, ds[i].ControllerKey)
 	}
-	require.EqualValues(t, 1<<30, ds[0].CapacityInBytes)
-	require.EqualValues(t, 2<<30, ds[1].CapacityInBytes)
+	require.EqualValues(t, testDiskSizes[0], ds[0].CapacityInBytes)
+	require.EqualValues(t, testDiskSizes[1], ds[1].CapacityInBytes)
 	nics := devs.SelectByType((*types.VirtualEthernetCard)(nil))
 	require.Len(t, nics, 1)
 	require.IsType(t, &types.VirtualVmxnet3{}, nics[0])
 	require.False(t, nics[0].GetVirtualDevice().Connectable.StartConnected)
 	require.Equal(t, types.VirtualMachinePowerStatePoweredOff, s.mo.Runtime.PowerState)
 
-	// The bytes, read from the datastore folder directly.
+	// The disks as the host stores them (a vmfs descriptor and its flat
+	// extent), read by qemu-img from the datastore folder.
 	for i, name := range []string{"sb.vmdk", "sb_1.vmdk"} {
-		got, err := os.ReadFile(filepath.Join(sim.Dir, "sb", name))
+		desc, err := os.ReadFile(filepath.Join(sim.Dir, "sb", name))
 		require.NoError(t, err)
-		require.Equal(t, bases[i], got, name)
+		require.Contains(t, string(desc), `createType="vmfs"`)
+		require.FileExists(t, filepath.Join(sim.Dir, "sb", vmdk.FlatName(name)))
+		require.True(t, bytes.Equal(bases[i], qemuRead(t, filepath.Join(sim.Dir, "sb", name))), name)
 	}
 
 	// A second VM of the same name is refused; the first is untouched.
-	_, err = h.CreateStandby(ctx, bootpoint.VMSpec{Name: "sb"}, []bootpoint.File{memFile("x", bases[0], -1)})
+	again, _ := baseContents(2)
+	_, err = h.CreateStandby(ctx, bootpoint.VMSpec{Name: "sb"}, again)
 	require.ErrorContains(t, err, "already exists")
 }
 
@@ -92,9 +85,8 @@ func TestCreateStandbyControllers(t *testing.T) {
 		{p2v.ControllerNVMe, (*types.VirtualNVMEController)(nil)},
 	} {
 		name := "vm-" + string(tc.c)
-		b := fakeStreamVMDK(3, 1<<20, name+".vmdk")
-		vm, err := h.CreateStandby(ctx, bootpoint.VMSpec{Name: name, Controller: tc.c},
-			[]bootpoint.File{memFile("b", b, int64(len(b)))})
+		contents, _ := baseContents(3)
+		vm, err := h.CreateStandby(ctx, bootpoint.VMSpec{Name: name, Controller: tc.c}, contents[:1])
 		require.NoError(t, err, tc.c)
 		s, err := h.load(ctx, vm)
 		require.NoError(t, err)
@@ -109,17 +101,41 @@ func TestCreateStandbyControllers(t *testing.T) {
 func TestCreateStandbyFailureLeavesNothing(t *testing.T) {
 	sim, h := startHost(t)
 	ctx := context.Background()
-	b := fakeStreamVMDK(1, 1<<20, "sb.vmdk")
-	// The stream is shorter than announced: the upload fails.
-	_, err := h.CreateStandby(ctx, bootpoint.VMSpec{Name: "sb"},
-		[]bootpoint.File{memFile("b", b, int64(len(b))+100)})
-	require.Error(t, err)
+	contents, _ := baseContents(1)
+	// The import fails at its end: the VM and its folder go.
+	sim.Service.AddFaultRule(&simulator.FaultInjectionRule{
+		MethodName: "HttpNfcLeaseComplete", ObjectType: "*", ObjectName: "*",
+		Probability: 1, FaultType: simulator.FaultTypeGeneric, Message: "injected import failure",
+		MaxCount: 1, Enabled: true,
+	})
+	_, err := h.CreateStandby(ctx, bootpoint.VMSpec{Name: "sb"}, contents)
+	require.ErrorContains(t, err, "injected import failure")
 	_, err = h.FindVM(ctx, "sb")
 	require.ErrorIs(t, err, bootpoint.ErrNotFound)
 	require.NoDirExists(t, filepath.Join(sim.Dir, "sb"))
 
-	// Unknown capacity (no header, no DiskSizes) is refused up front.
-	_, err = h.CreateStandby(ctx, bootpoint.VMSpec{Name: "sb"}, []bootpoint.File{memFile("b", []byte("junk"), 4)})
-	require.ErrorContains(t, err, "capacity")
+	// Content that cannot be read fails before anything is created.
+	broken := contents[0]
+	broken.Source = failingReader{}
+	_, err = h.CreateStandby(ctx, bootpoint.VMSpec{Name: "sb"}, []bootpoint.Delta{broken})
+	require.ErrorIs(t, err, errInjected)
+	require.NoDirExists(t, filepath.Join(sim.Dir, "sb"))
+
+	// Extents beyond the disk, and a disk size that is not whole sectors,
+	// are refused up front.
+	bad := contents[0]
+	bad.Extents = []aipimage.Extent{{Off: bad.Size - 512, Len: 1024}}
+	_, err = h.CreateStandby(ctx, bootpoint.VMSpec{Name: "sb"}, []bootpoint.Delta{bad})
+	require.ErrorContains(t, err, "outside")
+	bad = contents[0]
+	bad.Size--
+	_, err = h.CreateStandby(ctx, bootpoint.VMSpec{Name: "sb"}, []bootpoint.Delta{bad})
+	require.ErrorContains(t, err, "multiple of 512")
+	_, err = h.CreateStandby(ctx, bootpoint.VMSpec{Name: "sb"}, nil)
+	require.ErrorContains(t, err, "no base disk")
 	require.NoDirExists(t, filepath.Join(sim.Dir, "sb"))
 }
+
+type failingReader struct{}
+
+func (failingReader) ReadAt([]byte, int64) (int, error) { return 0, errInjected }

@@ -3,16 +3,17 @@ package esx_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/vmware/govmomi/object"
 
 	"github.com/standbykit/standbykit/aipimage"
 	"github.com/standbykit/standbykit/bootpoint"
 	"github.com/standbykit/standbykit/esx"
+	"github.com/standbykit/standbykit/esx/esxsim"
 	"github.com/standbykit/standbykit/internal/oracle"
 	"github.com/standbykit/standbykit/internal/sample"
 	"github.com/standbykit/standbykit/p2v"
@@ -34,16 +35,49 @@ func (shiftingPatches) Inspect(ctx context.Context, p aipimage.Point) (*p2v.Plan
 	return plan, nil
 }
 
-func connectSim(t *testing.T) (*esx.Simulator, *esx.Host) {
+func connectSim(t *testing.T) (*esxsim.Simulator, *esx.Host) {
 	t.Helper()
 	ctx := context.Background()
-	sim, err := esx.StartSimulator(ctx, t.TempDir())
+	sim, err := esxsim.Start(ctx, t.TempDir())
 	require.NoError(t, err)
 	t.Cleanup(sim.Close)
-	h, err := esx.Connect(ctx, sim.Config())
+	h, err := esx.Connect(ctx, esx.Config{URL: sim.URL(), Insecure: true, Datastore: esxsim.Datastore})
 	require.NoError(t, err)
+	h.TempDir = t.TempDir()
 	t.Cleanup(func() { h.Close(context.Background()) })
 	return sim, h
+}
+
+// localFile is the simulator's file of a datastore path.
+func localFile(t *testing.T, sim *esxsim.Simulator, dsPath string) string {
+	t.Helper()
+	var p object.DatastorePath
+	require.True(t, p.FromString(dsPath), dsPath)
+	return filepath.Join(sim.Dir, filepath.FromSlash(p.Path))
+}
+
+// qemuRead reads a disk chain of the simulator's datastore with qemu-img.
+func qemuRead(t *testing.T, qemu, leaf string) []byte {
+	t.Helper()
+	raw := filepath.Join(t.TempDir(), "qemu.raw")
+	oracle.Run(t, qemu, "convert", "-O", "raw", leaf, raw)
+	got, err := os.ReadFile(raw)
+	require.NoError(t, err)
+	return got
+}
+
+// wantDisk is point k's source bytes with its patches applied by hand.
+func wantDisk(t *testing.T, set aipimage.Set, src *sample.Set, insp bootpoint.Inspector, k int) []byte {
+	t.Helper()
+	p, err := set.Point(k)
+	require.NoError(t, err)
+	plan, err := insp.Inspect(context.Background(), p)
+	require.NoError(t, err)
+	want := bytes.Clone(src.Disks[k])
+	for _, pt := range plan.Patches {
+		copy(want[pt.Offset:], pt.Data)
+	}
+	return want
 }
 
 // TestEndToEndOnSimulator: a full image and 12 incrementals become a VM
@@ -60,9 +94,8 @@ func TestEndToEndOnSimulator(t *testing.T) {
 	require.NoError(t, err)
 	defer set.Close()
 
-	_, host := connectSim(t)
-	format := bootpoint.VMDK{TempDir: t.TempDir()}
-	sb := &bootpoint.Standby{Hypervisor: host, Format: format, Inspector: shiftingPatches{},
+	sim, host := connectSim(t)
+	sb := &bootpoint.Standby{Hypervisor: host, Inspector: shiftingPatches{},
 		VM: bootpoint.VMSpec{Name: "web01-standby", Network: "VM Network"}, Library: "e2e"}
 	results, err := sb.Sync(ctx, set)
 	require.NoError(t, err)
@@ -80,33 +113,17 @@ func TestEndToEndOnSimulator(t *testing.T) {
 		require.NoError(t, sb.Verify(ctx, set, bp), "boot point %d", k)
 
 		// Independent check: the source bytes of point k with its patches
-		// applied by hand, against qemu-img's reading of the chain.
-		p, err := set.Point(k)
+		// applied by hand, against qemu-img's reading of the chain on the
+		// datastore.
+		files, err := host.ChainFiles(ctx, vm, bp.Snapshot, 0)
 		require.NoError(t, err)
-		plan, err := shiftingPatches{}.Inspect(ctx, p)
-		require.NoError(t, err)
-		want := bytes.Clone(src.Disks[k])
-		for _, pt := range plan.Patches {
-			copy(want[pt.Offset:], pt.Data)
-		}
-		files, err := host.DiskChain(ctx, vm, bp.Snapshot, 0)
-		require.NoError(t, err)
-		require.Len(t, files, 1+2*k, "the base file and, per delta, a descriptor and an extent")
-		dir := t.TempDir()
-		for _, f := range files {
-			rc, err := f.Open(ctx)
-			require.NoError(t, err)
-			b, err := io.ReadAll(rc)
-			rc.Close()
-			require.NoError(t, err)
-			require.NoError(t, os.WriteFile(filepath.Join(dir, f.Name), b, 0o644))
-		}
-		raw := filepath.Join(dir, "qemu.raw")
-		oracle.Run(t, qemu, "convert", "-O", "raw", filepath.Join(dir, files[0].Name), raw)
-		got, err := os.ReadFile(raw)
-		require.NoError(t, err)
-		require.True(t, bytes.Equal(want, got), "boot point %d differs from its point ⊕ patches", k)
+		require.Len(t, files, 1+k, "the base and one delta per boot point after it")
+		got := qemuRead(t, qemu, localFile(t, sim, files[0]))
+		require.True(t, bytes.Equal(wantDisk(t, set, src, shiftingPatches{}, k), got), "boot point %d differs from its point ⊕ patches", k)
 	}
+	unused, err := sim.UnusedDiskFiles()
+	require.NoError(t, err)
+	require.Empty(t, unused)
 
 	// A second Sync has nothing to do; a new incremental adds one point.
 	results, err = sb.Sync(ctx, set)

@@ -4,18 +4,19 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log"
 	"os"
 
+	"github.com/standbykit/standbykit/aipimage"
 	"github.com/standbykit/standbykit/bootpoint"
 	"github.com/standbykit/standbykit/esx"
+	"github.com/standbykit/standbykit/esx/esxsim"
 	"github.com/standbykit/standbykit/p2v"
 )
 
 // A standby VM on the simulator: start it on a local folder, connect as
-// with GOVC_* settings, create the VM from a base disk stream and take
-// boot point 0.
+// with GOVC_* settings, create the VM from a disk's content, take boot
+// point 0, write boot point 1 and read it back.
 func Example() {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "esx-example-")
@@ -24,49 +25,59 @@ func Example() {
 	}
 	defer os.RemoveAll(dir)
 
-	sim, err := esx.StartSimulator(ctx, dir)
+	sim, err := esxsim.Start(ctx, dir)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer sim.Close()
 
-	host, err := esx.Connect(ctx, sim.Config())
+	host, err := esx.Connect(ctx, esx.Config{URL: sim.URL(), Insecure: true, Datastore: esxsim.Datastore})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer host.Close(ctx)
 
-	// Any bytes do for the simulator; a real host needs a streamOptimized
-	// VMDK. Size -1: the stream is spooled to learn its length.
-	base := []byte("stream-optimized disk bytes, opaque to the simulator")
+	// An 8 MiB disk with a boot sector; the rest is zeros.
+	disk := make([]byte, 8<<20)
+	copy(disk[510:], []byte{0x55, 0xaa})
 	vm, err := host.CreateStandby(ctx, bootpoint.VMSpec{
 		Name:       "web01-standby",
-		Firmware:   p2v.FirmwareEFI,
+		Firmware:   p2v.FirmwareBIOS,
 		Controller: p2v.ControllerPVSCSI,
-		DiskSizes:  []int64{8 << 30},
 		Network:    "VM Network",
-	}, []bootpoint.File{{Name: "base.vmdk", Size: -1, Open: func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(base)), nil
-	}}})
+	}, []bootpoint.Delta{{Disk: 0, Size: int64(len(disk)), Extents: []aipimage.Extent{{Off: 0, Len: 512}}, Source: bytes.NewReader(disk)}})
 	if err != nil {
 		log.Fatal(err)
 	}
-	snap, err := host.AddBootPoint(ctx, vm, nil, "bootpoint 0000", "first")
+	if _, err := host.AddBootPoint(ctx, vm, nil, "bootpoint 0000", "first"); err != nil {
+		log.Fatal(err)
+	}
+
+	// Boot point 1 changes one sector at 1 MiB.
+	copy(disk[1<<20:], "changed by the next backup")
+	snap, err := host.AddBootPoint(ctx, vm, []bootpoint.Delta{{Disk: 0, Size: int64(len(disk)),
+		Extents: []aipimage.Extent{{Off: 1 << 20, Len: 512}}, Source: bytes.NewReader(disk)}}, "bootpoint 0001", "second")
 	if err != nil {
 		log.Fatal(err)
 	}
-	name, _, err := host.LeafDescriptor(ctx, vm, 0)
+	files, err := host.ChainFiles(ctx, vm, snap, 0)
 	if err != nil {
+		log.Fatal(err)
+	}
+	back, err := host.OpenDisk(ctx, vm, snap, 0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer back.Close()
+	got := make([]byte, back.Size())
+	if _, err := back.ReadAt(got, 0); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println("created", vm.Name)
-	fmt.Println("boot point", snap.Name)
-	fmt.Println("leaf of disk 0:", name)
-	stored, err := os.ReadFile(dir + "/web01-standby/web01-standby.vmdk")
-	fmt.Println("base stored:", err == nil && bytes.Equal(stored, base))
+	fmt.Println("boot point", snap.Name, "is", files)
+	fmt.Println("reads back equal:", bytes.Equal(got, disk))
 	// Output:
 	// created web01-standby
-	// boot point bootpoint 0000
-	// leaf of disk 0: web01-standby.vmdk
-	// base stored: true
+	// boot point bootpoint 0001 is [[datastore1] web01-standby/web01-standby-000001.vmdk [datastore1] web01-standby/web01-standby.vmdk]
+	// reads back equal: true
 }

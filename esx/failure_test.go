@@ -1,21 +1,20 @@
 package esx
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
-	"path/filepath"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/session"
 	"github.com/vmware/govmomi/simulator"
 
+	"github.com/standbykit/standbykit/aipimage"
 	"github.com/standbykit/standbykit/bootpoint"
 )
 
@@ -31,7 +30,7 @@ type faultyTransport struct {
 
 var errInjected = errors.New("injected transport failure")
 
-func (f *faultyTransport) Upload(ctx context.Context, ds *object.Datastore, p string, file bootpoint.File) error {
+func (f *faultyTransport) Upload(ctx context.Context, ds *object.Datastore, p string, file File) error {
 	n := f.calls.Add(1)
 	if n == f.failCall {
 		return errInjected
@@ -56,18 +55,6 @@ type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, errInjected }
 
-// vmFiles lists the VM folder's files.
-func vmFiles(t *testing.T, sim *Simulator) []string {
-	t.Helper()
-	m, err := filepath.Glob(filepath.Join(sim.Dir, "sb", "*"))
-	require.NoError(t, err)
-	for i := range m {
-		m[i] = filepath.Base(m[i])
-	}
-	sort.Strings(m)
-	return m
-}
-
 // backings are the disks' current backing chains.
 func backings(t *testing.T, h *Host, vm bootpoint.VM) [][]string {
 	t.Helper()
@@ -87,88 +74,91 @@ func backings(t *testing.T, h *Host, vm bootpoint.VM) [][]string {
 func TestAddBootPointFailures(t *testing.T) {
 	sim, h := startHost(t)
 	ctx := context.Background()
-	vm, _ := createStandby(t, h, bootpoint.VMSpec{Name: "sb"})
-	_, err := h.AddBootPoint(ctx, vm, nil, "bootpoint 0000", "p0")
+	vm, cur := createStandby(t, h, bootpoint.VMSpec{Name: "sb"})
+	s0, err := h.AddBootPoint(ctx, vm, nil, "bootpoint 0000", "p0")
 	require.NoError(t, err)
-	s1 := addPoint(t, h, vm, 1)
-
+	s1, cur := addPoint(t, h, vm, 1, cur)
 	snaps, err := h.Snapshots(ctx, vm)
 	require.NoError(t, err)
-	files, chains := vmFiles(t, sim), backings(t, h, vm)
+	// After a failure: the same boot points, each still reading right,
+	// the VM on an empty leaf on top of boot point 1, no stray file.
 	unchanged := func() {
 		t.Helper()
 		now, err := h.Snapshots(ctx, vm)
 		require.NoError(t, err)
 		require.Equal(t, snaps, now)
-		require.Equal(t, chains, backings(t, h, vm))
-		require.Equal(t, files, vmFiles(t, sim))
+		for d := range cur {
+			require.True(t, bytes.Equal(cur[d], readDisk(t, h, vm, s1, d)))
+		}
+		_, _ = s0, sim
+		for d, chain := range backings(t, h, vm) {
+			require.Len(t, chain, 3, "disk %d", d)
+		}
+		requireNoStrayFiles(t, sim)
+		h.Transport = nil
+		_, err = h.planLeafWrites(ctx, mustLoad(t, h, vm), changesOf(cur))
+		require.NoError(t, err, "the leaf is empty again")
 	}
+	changes, next := nextChanges(2, cur)
 
 	// The extent of disk 1 breaks half-way: disk 0's files were uploaded.
 	ft := &faultyTransport{Transport: DatastoreHTTP{}, failName: "sb_1-000002-delta", failAfter: 2000}
 	h.Transport = ft
-	dd, _ := nextDeltas(t, h, vm, 2)
-	_, err = h.AddBootPoint(ctx, vm, dd, "bootpoint 0002", "p2")
+	_, err = h.AddBootPoint(ctx, vm, changes, "bootpoint 0002", "p2")
 	require.ErrorIs(t, err, errInjected)
-	require.EqualValues(t, 3, ft.calls.Load())
+	require.EqualValues(t, 4, ft.calls.Load())
 	unchanged()
 
-	// The descriptor of disk 0 fails outright.
-	ft = &faultyTransport{Transport: DatastoreHTTP{}, failCall: 2}
-	h.Transport = ft
-	_, err = h.AddBootPoint(ctx, vm, dd, "bootpoint 0002", "p2")
+	// The extent of disk 0 fails outright (its descriptor was written).
+	h.Transport = &faultyTransport{Transport: DatastoreHTTP{}, failCall: 2}
+	_, err = h.AddBootPoint(ctx, vm, changes, "bootpoint 0002", "p2")
 	require.ErrorIs(t, err, errInjected)
 	unchanged()
 
-	// The snapshot fails: the disks were already on the new deltas.
-	h.Transport = nil
+	// The snapshot fails: the leaves were already written.
 	sim.Service.AddFaultRule(&simulator.FaultInjectionRule{
 		MethodName: "CreateSnapshot_Task", ObjectType: "*", ObjectName: "*",
 		Probability: 1, FaultType: simulator.FaultTypeInvalidState, Message: "injected snapshot failure",
 		MaxCount: 1, Enabled: true,
 	})
-	_, err = h.AddBootPoint(ctx, vm, dd, "bootpoint 0002", "p2")
+	_, err = h.AddBootPoint(ctx, vm, changes, "bootpoint 0002", "p2")
 	require.ErrorContains(t, err, "injected snapshot failure")
-	unchanged()
-
-	// A reconfigure failure.
 	sim.Service.ClearFaultRules()
-	sim.Service.AddFaultRule(&simulator.FaultInjectionRule{
-		MethodName: "ReconfigVM_Task", ObjectType: "*", ObjectName: "*",
-		Probability: 1, FaultType: simulator.FaultTypeGeneric, Message: "injected reconfigure failure",
-		MaxCount: 1, Enabled: true,
-	})
-	_, err = h.AddBootPoint(ctx, vm, dd, "bootpoint 0002", "p2")
-	require.ErrorContains(t, err, "injected reconfigure failure")
 	unchanged()
-	sim.Service.ClearFaultRules()
 
 	// The retry with a healthy transport succeeds.
-	s2, err := h.AddBootPoint(ctx, vm, dd, "bootpoint 0002", "p2")
+	s2, err := h.AddBootPoint(ctx, vm, changes, "bootpoint 0002", "p2")
 	require.NoError(t, err)
 	now, err := h.Snapshots(ctx, vm)
 	require.NoError(t, err)
-	require.Equal(t, append(snaps, s2), now)
-	chain, err := h.DiskChain(ctx, vm, s2, 1)
-	require.NoError(t, err)
-	names, _ := readChain(t, chain)
-	require.Equal(t, []string{"sb_1-000002.vmdk", "sb_1-000002-delta.vmdk", "sb_1-000001.vmdk", "sb_1-000001-delta.vmdk", "sb_1.vmdk"}, names)
-	_ = s1
+	require.Len(t, now, 3)
+	require.Equal(t, s2.ID, now[2].ID)
+	for d := range next {
+		require.True(t, bytes.Equal(next[d], readDisk(t, h, vm, s2, d)))
+	}
+	require.Equal(t, []string{"[datastore1] sb/sb_1-000003.vmdk", "[datastore1] sb/sb_1-000002.vmdk", "[datastore1] sb/sb_1-000001.vmdk", "[datastore1] sb/sb_1.vmdk"}, backings(t, h, vm)[1])
 }
 
-// addPoint adds boot point k with fake deltas on both disks.
-func addPoint(t *testing.T, h *Host, vm bootpoint.VM, k int) bootpoint.Snapshot {
+func mustLoad(t *testing.T, h *Host, vm bootpoint.VM) *vmState {
 	t.Helper()
-	dd, _ := nextDeltas(t, h, vm, k)
-	s, err := h.AddBootPoint(context.Background(), vm, dd, bootpoint.SnapshotName(k, time.Now()), "p")
+	s, err := h.load(context.Background(), vm)
 	require.NoError(t, err)
 	return s
+}
+
+// changesOf is a change of one sector of every disk.
+func changesOf(cur [][]byte) []bootpoint.Delta {
+	var out []bootpoint.Delta
+	for d, b := range cur {
+		out = append(out, bootpoint.Delta{Disk: d, Size: int64(len(b)), Extents: []aipimage.Extent{{Off: 0, Len: 512}}, Source: bytes.NewReader(b)})
+	}
+	return out
 }
 
 func TestLostSession(t *testing.T) {
 	_, h := startHost(t)
 	ctx := context.Background()
-	vm, _ := createStandby(t, h, bootpoint.VMSpec{Name: "sb"})
+	vm, cur := createStandby(t, h, bootpoint.VMSpec{Name: "sb"})
 
 	// Log the session out behind the Host's back.
 	require.NoError(t, session.NewManager(h.Client).Logout(ctx))
@@ -182,7 +172,7 @@ func TestLostSession(t *testing.T) {
 	// Uploads right after a lost session work too (AddBootPoint's first
 	// calls log in again).
 	require.NoError(t, session.NewManager(h.Client).Logout(ctx))
-	s := addPoint(t, h, vm, 1)
+	s, _ := addPoint(t, h, vm, 1, cur)
 	require.NotEmpty(t, s.ID)
 
 	// A lost session seen by a task method (not a property read).

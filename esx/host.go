@@ -3,7 +3,6 @@ package esx
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"path"
 	"slices"
@@ -235,8 +234,9 @@ func snapshotTree(s *vmState) []types.VirtualMachineSnapshotTree {
 	return out
 }
 
-func toSnapshot(t types.VirtualMachineSnapshotTree) bootpoint.Snapshot {
-	return bootpoint.Snapshot{ID: t.Snapshot.Value, Name: t.Name, Description: t.Description, Created: t.CreateTime}
+func toSnapshot(t types.VirtualMachineSnapshotTree, s *vmState) bootpoint.Snapshot {
+	cur := s.mo.Snapshot != nil && s.mo.Snapshot.CurrentSnapshot != nil && *s.mo.Snapshot.CurrentSnapshot == t.Snapshot
+	return bootpoint.Snapshot{ID: t.Snapshot.Value, Name: t.Name, Description: t.Description, Created: t.CreateTime, Current: cur}
 }
 
 // Snapshots implements bootpoint.Hypervisor.
@@ -247,7 +247,7 @@ func (h *Host) Snapshots(ctx context.Context, vm bootpoint.VM) ([]bootpoint.Snap
 	}
 	var out []bootpoint.Snapshot
 	for _, t := range snapshotTree(s) {
-		out = append(out, toSnapshot(t))
+		out = append(out, toSnapshot(t, s))
 	}
 	return out, nil
 }
@@ -331,9 +331,8 @@ func (h *Host) removeSnapshot(ctx context.Context, ref types.ManagedObjectRefere
 	return object.NewTask(h.Client, res.Returnval).Wait(ctx)
 }
 
-// Revert implements bootpoint.Hypervisor. ESXi puts the VM on a new empty
-// child of the snapshot's disks. vcsim leaves the disks as they are: then
-// the disks are reconfigured onto the snapshot's backings.
+// Revert implements bootpoint.Hypervisor: ESXi discards the current
+// leaves and puts the VM on a new empty child of the snapshot's disks.
 func (h *Host) Revert(ctx context.Context, vm bootpoint.VM, sn bootpoint.Snapshot) error {
 	s, err := h.load(ctx, vm)
 	if err != nil {
@@ -343,54 +342,22 @@ func (h *Host) Revert(ctx context.Context, vm bootpoint.VM, sn bootpoint.Snapsho
 	if err != nil {
 		return err
 	}
-	suppress := true
-	res, err := methods.RevertToSnapshot_Task(ctx, h.Client, &types.RevertToSnapshot_Task{
-		This: t.Snapshot, SuppressPowerOn: &suppress,
-	})
-	if err == nil {
-		err = object.NewTask(h.Client, res.Returnval).Wait(ctx)
-	}
-	if err != nil {
+	if err := h.revert(ctx, s, t.Snapshot); err != nil {
 		return fmt.Errorf("esx: reverting VM %s to %q: %w", s.mo.Name, t.Name, err)
 	}
-	if s, err = h.load(ctx, s.ref()); err != nil {
-		return err
-	}
-	configs, err := h.snapshotConfigs(ctx, s)
-	if err != nil {
-		return err
-	}
-	want := disks(configs[t.Snapshot.Value])
-	var edits []types.BaseVirtualDevice
-	for i, d := range disks(s.mo.Config) {
-		if i >= len(want) {
-			break
-		}
-		cur, snap := flat(d), flat(want[i])
-		if cur == nil || snap == nil || !needsRevert(cur, snap, configs) {
-			continue
-		}
-		e := *d
-		e.Backing = cloneBacking(snap)
-		edits = append(edits, &e)
-	}
-	if len(edits) > 0 {
-		if err := h.editDevices(ctx, s, edits...); err != nil {
-			return fmt.Errorf("esx: reverting disks of VM %s to %q: %w", s.mo.Name, t.Name, err)
-		}
-	}
-	h.logger().Info("esx: reverted", "vm", s.mo.Name, "snapshot", t.Name, "disks reconfigured", len(edits))
+	h.logger().Info("esx: reverted", "vm", s.mo.Name, "snapshot", t.Name)
 	return nil
 }
 
-// needsRevert tells whether a disk whose current backing is cur must be
-// moved onto snap, the backing a snapshot recorded: not when it is snap,
-// nor when it is an unrecorded child of snap (ESXi's redo log).
-func needsRevert(cur, snap *types.VirtualDiskFlatVer2BackingInfo, configs map[string]*types.VirtualMachineConfigInfo) bool {
-	if cur.FileName == snap.FileName {
-		return false
+func (h *Host) revert(ctx context.Context, s *vmState, ref types.ManagedObjectReference) error {
+	suppress := true
+	res, err := methods.RevertToSnapshot_Task(ctx, h.Client, &types.RevertToSnapshot_Task{
+		This: ref, SuppressPowerOn: &suppress,
+	})
+	if err != nil {
+		return err
 	}
-	return cur.Parent == nil || cur.Parent.FileName != snap.FileName || recorded(cur.FileName, configs)
+	return object.NewTask(h.Client, res.Returnval).Wait(ctx)
 }
 
 // recorded tells whether some snapshot's disk has file as its leaf.
@@ -403,22 +370,6 @@ func recorded(file string, configs map[string]*types.VirtualMachineConfigInfo) b
 		}
 	}
 	return false
-}
-
-// editDevices reconfigures devices in place.
-func (h *Host) editDevices(ctx context.Context, s *vmState, devs ...types.BaseVirtualDevice) error {
-	spec := types.VirtualMachineConfigSpec{}
-	for _, d := range devs {
-		spec.DeviceChange = append(spec.DeviceChange, &types.VirtualDeviceConfigSpec{
-			Operation: types.VirtualDeviceConfigSpecOperationEdit,
-			Device:    d,
-		})
-	}
-	task, err := s.obj.Reconfigure(ctx, spec)
-	if err == nil {
-		err = task.Wait(ctx)
-	}
-	return err
 }
 
 // disks lists a configuration's disks in a stable order: by controller,
@@ -464,4 +415,4 @@ func cloneBacking(b *types.VirtualDiskFlatVer2BackingInfo) *types.VirtualDiskFla
 }
 
 // errNoDisk reports a disk index out of range.
-var errNoDisk = errors.New("esx: no such disk")
+var errNoDisk = fmt.Errorf("esx: no such disk: %w", bootpoint.ErrNotFound)

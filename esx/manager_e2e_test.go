@@ -1,6 +1,7 @@
 package esx_test
 
 import (
+	"bytes"
 	"context"
 	"path/filepath"
 	"sync"
@@ -13,6 +14,8 @@ import (
 	"github.com/standbykit/standbykit/aipimage"
 	"github.com/standbykit/standbykit/bootpoint"
 	"github.com/standbykit/standbykit/esx"
+	"github.com/standbykit/standbykit/esx/esxsim"
+	"github.com/standbykit/standbykit/internal/oracle"
 	"github.com/standbykit/standbykit/internal/sample"
 )
 
@@ -44,22 +47,55 @@ func verifyTask(t *testing.T, task *bootpoint.Task) []bootpoint.BootPoint {
 	return bps
 }
 
-// Forty incrementals with the cap at 30: exactly 30 boot points remain,
-// the oldest were consolidated, and every one left still equals its point.
+// checkedRemoval checks, after every snapshot removal, that the
+// datastore holds no disk file that no chain uses.
+type checkedRemoval struct {
+	*esx.Host
+	t   *testing.T
+	sim *esxsim.Simulator
+	n   int
+}
+
+func (c *checkedRemoval) RemoveSnapshot(ctx context.Context, vm bootpoint.VM, s bootpoint.Snapshot) error {
+	if err := c.Host.RemoveSnapshot(ctx, vm, s); err != nil {
+		return err
+	}
+	c.n++
+	unused, err := c.sim.UnusedDiskFiles()
+	require.NoError(c.t, err)
+	require.Empty(c.t, unused, "after removing %s", s.Name)
+	return nil
+}
+
+// A full image and 34 incrementals with the cap at 30: exactly 30 boot
+// points remain, the oldest were consolidated by the (simulated) host,
+// every one left still equals its point ⊕ patches, by our reader and by
+// qemu-img on the datastore files, and no consolidation left a stray file.
 func TestCapOf30OnSimulator(t *testing.T) {
+	qemu := oracle.Require(t, "qemu-img")
 	ctx := context.Background()
-	_, host := connectSim(t)
-	set := openSet(t, sampleSet(t, 40, 5))
-	sb := &bootpoint.Standby{Hypervisor: host, Format: bootpoint.VMDK{TempDir: t.TempDir()}, Inspector: shiftingPatches{}, VM: bootpoint.VMSpec{Name: "cap"}}
+	sim, host := connectSim(t)
+	images := t.TempDir()
+	src, err := sample.Write(ctx, images, sample.Options{DiskSize: 2 << 20, Incrementals: 34, Seed: 5, KeepContent: true})
+	require.NoError(t, err)
+	set := openSet(t, images)
+	hv := &checkedRemoval{Host: host, t: t, sim: sim}
+	sb := &bootpoint.Standby{Hypervisor: hv, Inspector: shiftingPatches{}, VM: bootpoint.VMSpec{Name: "cap"}}
 	results, err := sb.Sync(ctx, set)
 	require.NoError(t, err)
-	require.Len(t, results, 41)
+	require.Len(t, results, 35)
+	require.Equal(t, 5, hv.n)
 	vm, bps, err := sb.BootPoints(ctx)
 	require.NoError(t, err)
 	require.Len(t, bps, 30)
 	for i, bp := range bps {
-		require.Equal(t, 11+i, bp.Meta.Sequence, "the 11 oldest are gone, the rest in order")
+		require.Equal(t, 5+i, bp.Meta.Sequence, "the 5 oldest are gone, the rest in order")
 		require.NoError(t, sb.Verify(ctx, set, bp))
+		files, err := host.ChainFiles(ctx, vm, bp.Snapshot, 0)
+		require.NoError(t, err)
+		require.Len(t, files, i+1, "consolidation folded the oldest deltas into the base")
+		got := qemuRead(t, qemu, localFile(t, sim, files[0]))
+		require.True(t, bytes.Equal(wantDisk(t, set, src, shiftingPatches{}, bp.Meta.Sequence), got), "boot point %d by qemu-img", bp.Meta.Sequence)
 	}
 	snaps, err := host.Snapshots(ctx, vm)
 	require.NoError(t, err)
@@ -86,12 +122,12 @@ func (c countingHost) enter() func() {
 	return func() { c.inFlight.Add(-1) }
 }
 
-func (c countingHost) CreateStandby(ctx context.Context, spec bootpoint.VMSpec, bases []bootpoint.File) (bootpoint.VM, error) {
+func (c countingHost) CreateStandby(ctx context.Context, spec bootpoint.VMSpec, bases []bootpoint.Delta) (bootpoint.VM, error) {
 	defer c.enter()()
 	return c.Host.CreateStandby(ctx, spec, bases)
 }
 
-func (c countingHost) AddBootPoint(ctx context.Context, vm bootpoint.VM, deltas []bootpoint.DiskDelta, name, desc string) (bootpoint.Snapshot, error) {
+func (c countingHost) AddBootPoint(ctx context.Context, vm bootpoint.VM, deltas []bootpoint.Delta, name, desc string) (bootpoint.Snapshot, error) {
 	if len(deltas) == 0 { // the first snapshot, right after CreateStandby
 		return c.Host.AddBootPoint(ctx, vm, deltas, name, desc)
 	}
@@ -113,7 +149,7 @@ func TestManagerPerHostLimitOnSimulator(t *testing.T) {
 			name := hostName + "-task" + string(rune('0'+i))
 			m.Tasks = append(m.Tasks, &bootpoint.Task{Name: name, Host: hostName, Images: sampleSet(t, 2, uint64(10*h+i)),
 				Trigger: bootpoint.Trigger{Kind: bootpoint.Immediately},
-				Standby: &bootpoint.Standby{Hypervisor: counter, Format: bootpoint.VMDK{TempDir: t.TempDir()}, VM: bootpoint.VMSpec{Name: name}}})
+				Standby: &bootpoint.Standby{Hypervisor: counter, VM: bootpoint.VMSpec{Name: name}}})
 		}
 	}
 	tick := func() {
@@ -155,7 +191,7 @@ func TestTriggersOnSimulator(t *testing.T) {
 	now := time.Date(2026, 11, 24, 1, 0, 0, 0, time.UTC)
 	task := func(name string, tr bootpoint.Trigger) *bootpoint.Task {
 		return &bootpoint.Task{Name: name, Images: sampleSet(t, 1, 7), Trigger: tr,
-			Standby: &bootpoint.Standby{Hypervisor: host, Format: bootpoint.VMDK{TempDir: t.TempDir()}, VM: bootpoint.VMSpec{Name: name}}}
+			Standby: &bootpoint.Standby{Hypervisor: host, VM: bootpoint.VMSpec{Name: name}}}
 	}
 	m := &bootpoint.Manager{StatePath: filepath.Join(t.TempDir(), "s.json"), Now: func() time.Time { return now },
 		Tasks: []*bootpoint.Task{

@@ -1,8 +1,8 @@
 package esx
 
 import (
+	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -32,39 +32,51 @@ func fileTree(t *testing.T, dir string) map[string]string {
 }
 
 func TestSnapshotsRevertRemove(t *testing.T) {
-	_, h := startHost(t)
+	sim, h := startHost(t)
 	ctx := context.Background()
-	vm, _ := createStandby(t, h, bootpoint.VMSpec{Name: "sb"})
+	vm, c0 := createStandby(t, h, bootpoint.VMSpec{Name: "sb"})
 	s0, err := h.AddBootPoint(ctx, vm, nil, "bootpoint 0000", "p0")
 	require.NoError(t, err)
-	s1 := addPoint(t, h, vm, 1)
-	s2 := addPoint(t, h, vm, 2)
-	s3 := addPoint(t, h, vm, 3)
+	s1, c1 := addPoint(t, h, vm, 1, c0)
+	s2, c2 := addPoint(t, h, vm, 2, c1)
+	s3, c3 := addPoint(t, h, vm, 3, c2)
+	reads := func(s bootpoint.Snapshot, want [][]byte) {
+		t.Helper()
+		for d := range want {
+			require.True(t, bytes.Equal(want[d], readDisk(t, h, vm, s, d)), "%s disk %d", s.Name, d)
+		}
+	}
 
-	// Revert to boot point 1: the disks are on its leaves again.
+	// Revert to boot point 1: the VM is on a new empty child of its leaf,
+	// which is current.
 	require.NoError(t, h.Revert(ctx, vm, s1))
-	require.Equal(t, []string{"[datastore1] sb/sb-000001.vmdk", "[datastore1] sb/sb.vmdk"}, backings(t, h, vm)[0])
-	name, _, err := h.LeafDescriptor(ctx, vm, 1)
-	require.NoError(t, err)
-	require.Equal(t, "sb_1-000001.vmdk", name)
-	// To a child of the current leaf (vcsim: the current leaf is s3's).
-	require.NoError(t, h.Revert(ctx, vm, s2))
-	require.Equal(t, "[datastore1] sb/sb-000002.vmdk", backings(t, h, vm)[0][0])
-	require.NoError(t, h.Revert(ctx, vm, s3))
-	require.Equal(t, "[datastore1] sb/sb-000003.vmdk", backings(t, h, vm)[0][0])
-	require.NoError(t, h.Revert(ctx, vm, s0))
-	require.Equal(t, [][]string{{"[datastore1] sb/sb.vmdk"}, {"[datastore1] sb/sb_1.vmdk"}}, backings(t, h, vm))
-	require.NoError(t, h.Revert(ctx, vm, s3))
-
-	// Remove the oldest and a middle one: the others keep their chains.
-	require.NoError(t, h.RemoveSnapshot(ctx, vm, s0))
-	require.NoError(t, h.RemoveSnapshot(ctx, vm, bootpoint.Snapshot{Name: s2.Name}))
+	require.Equal(t, []string{"[datastore1] sb/sb-000004.vmdk", "[datastore1] sb/sb-000001.vmdk", "[datastore1] sb/sb.vmdk"}, backings(t, h, vm)[0])
 	snaps, err := h.Snapshots(ctx, vm)
 	require.NoError(t, err)
-	require.Equal(t, []bootpoint.Snapshot{s1, s3}, snaps)
-	files, err := h.DiskChain(ctx, vm, s3, 0)
+	require.True(t, snaps[1].Current)
+	require.NoError(t, h.Revert(ctx, vm, s2))
+	require.Equal(t, "[datastore1] sb/sb-000002.vmdk", backings(t, h, vm)[0][1])
+	require.NoError(t, h.Revert(ctx, vm, s0))
+	require.Equal(t, [][]string{{"[datastore1] sb/sb-000004.vmdk", "[datastore1] sb/sb.vmdk"}, {"[datastore1] sb/sb_1-000004.vmdk", "[datastore1] sb/sb_1.vmdk"}}, backings(t, h, vm))
+	require.NoError(t, h.Revert(ctx, vm, s3))
+	requireNoStrayFiles(t, sim)
+
+	// Remove the oldest and a middle one: the others read as before, the
+	// merged deltas are gone.
+	require.NoError(t, h.RemoveSnapshot(ctx, vm, s0))
+	requireNoStrayFiles(t, sim)
+	require.NoFileExists(t, filepath.Join(sim.Dir, "sb", "sb-000001.vmdk"))
+	require.NoError(t, h.RemoveSnapshot(ctx, vm, bootpoint.Snapshot{Name: s2.Name}))
+	requireNoStrayFiles(t, sim)
+	snaps, err = h.Snapshots(ctx, vm)
 	require.NoError(t, err)
-	require.Len(t, files, 7)
+	require.Len(t, snaps, 2)
+	require.Equal(t, []string{s1.ID, s3.ID}, []string{snaps[0].ID, snaps[1].ID})
+	reads(s1, c1)
+	reads(s3, c3)
+	for d := range c3 {
+		require.True(t, bytes.Equal(c3[d], qemuRead(t, snapshotLeaf(t, h, sim, vm, s3, d))))
+	}
 	require.ErrorIs(t, h.RemoveSnapshot(ctx, vm, s2), bootpoint.ErrNotFound)
 	require.ErrorIs(t, h.Revert(ctx, vm, s0), bootpoint.ErrNotFound)
 }
@@ -72,7 +84,7 @@ func TestSnapshotsRevertRemove(t *testing.T) {
 func TestPowerFindDestroy(t *testing.T) {
 	sim, h := startHost(t)
 	ctx := context.Background()
-	vm, _ := createStandby(t, h, bootpoint.VMSpec{Name: "sb"})
+	vm, cur := createStandby(t, h, bootpoint.VMSpec{Name: "sb"})
 	other, _ := createStandby(t, h, bootpoint.VMSpec{Name: "other"})
 
 	power := func() types.VirtualMachinePowerState {
@@ -88,12 +100,12 @@ func TestPowerFindDestroy(t *testing.T) {
 	require.Equal(t, types.VirtualMachinePowerStatePoweredOff, power())
 	require.NoError(t, h.SetPower(ctx, vm, true))
 
-	// A running VM takes no deltas, but a snapshot.
-	dd, _ := nextDeltas(t, h, vm, 1)
-	_, err := h.AddBootPoint(ctx, vm, dd, "bootpoint 0001", "p1")
-	require.ErrorContains(t, err, "powered off")
-	_, err = h.AddBootPoint(ctx, vm, nil, "bootpoint 0000", "p0")
+	// A running VM takes no changes, but a snapshot.
+	_, err := h.AddBootPoint(ctx, vm, nil, "bootpoint 0000", "p0")
 	require.NoError(t, err)
+	changes, _ := nextChanges(1, cur)
+	_, err = h.AddBootPoint(ctx, vm, changes, "bootpoint 0001", "p1")
+	require.ErrorContains(t, err, "powered off")
 
 	_, err = h.FindVM(ctx, "nope")
 	require.ErrorIs(t, err, bootpoint.ErrNotFound)
@@ -152,26 +164,15 @@ func TestConnectNetwork(t *testing.T) {
 func TestCloneForTest(t *testing.T) {
 	sim, h := startHost(t)
 	ctx := context.Background()
-	vm, _ := createStandby(t, h, bootpoint.VMSpec{Name: "sb", Firmware: p2v.FirmwareEFI, Controller: p2v.ControllerNVMe, Network: "VM Network"})
+	vm, c0 := createStandby(t, h, bootpoint.VMSpec{Name: "sb", Firmware: p2v.FirmwareEFI, Controller: p2v.ControllerNVMe, Network: "VM Network"})
 	_, err := h.AddBootPoint(ctx, vm, nil, "bootpoint 0000", "p0")
 	require.NoError(t, err)
-	s1 := addPoint(t, h, vm, 1)
-	addPoint(t, h, vm, 2)
+	s1, c1 := addPoint(t, h, vm, 1, c0)
+	addPoint(t, h, vm, 2, c1)
 
-	_, err = h.CloneForTest(ctx, vm, s1, "sb-testboot-0001", "Isolated Network")
-	require.ErrorIs(t, err, bootpoint.ErrUnsupportedOperation)
-
-	var parents []string
-	h.NewChild = func(parentName string, parentDescriptor []byte) (bootpoint.DiskDelta, error) {
-		parents = append(parents, parentName)
-		require.Contains(t, string(parentDescriptor), "vmfsSparse")
-		x := fakeDelta(0, fmt.Sprintf("child%d", len(parents)-1), 9, parentName)
-		return x.DiskDelta, nil
-	}
 	before := fileTree(t, filepath.Join(sim.Dir, "sb"))
 	clone, err := h.CloneForTest(ctx, vm, s1, "sb-testboot-0001", "Isolated Network")
 	require.NoError(t, err)
-	require.Equal(t, []string{"../sb/sb-000001.vmdk", "../sb/sb_1-000001.vmdk"}, parents)
 
 	s, err := h.load(ctx, clone)
 	require.NoError(t, err)
@@ -180,14 +181,19 @@ func TestCloneForTest(t *testing.T) {
 	require.Len(t, devs.SelectByType((*types.VirtualNVMEController)(nil)), 1)
 	cb := backings(t, h, clone)
 	require.Equal(t, [][]string{
-		{"[datastore1] sb-testboot-0001/child0-000009.vmdk", "[datastore1] sb/sb-000001.vmdk", "[datastore1] sb/sb.vmdk"},
-		{"[datastore1] sb-testboot-0001/child1-000009.vmdk", "[datastore1] sb/sb_1-000001.vmdk", "[datastore1] sb/sb_1.vmdk"},
+		{"[datastore1] sb-testboot-0001/sb-000002.vmdk", "[datastore1] sb/sb-000001.vmdk", "[datastore1] sb/sb.vmdk"},
+		{"[datastore1] sb-testboot-0001/sb_1-000002.vmdk", "[datastore1] sb/sb_1-000001.vmdk", "[datastore1] sb/sb_1.vmdk"},
 	}, cb)
 	nics := devs.SelectByType((*types.VirtualEthernetCard)(nil))
 	require.Len(t, nics, 1)
 	require.Equal(t, "Isolated Network", nics[0].GetVirtualDevice().Backing.(*types.VirtualEthernetCardNetworkBackingInfo).DeviceName)
 	require.True(t, nics[0].GetVirtualDevice().Connectable.StartConnected)
-	require.FileExists(t, filepath.Join(sim.Dir, "sb-testboot-0001", "child0-000009-delta.vmdk"))
+	// The clone's disk reads as boot point 1 (qemu-img follows the
+	// parent into the standby's folder).
+	for d := range c1 {
+		leaf := filepath.Join(sim.Dir, "sb-testboot-0001", filepath.Base(cb[d][0][len("[datastore1] "):]))
+		require.True(t, bytes.Equal(c1[d], qemuRead(t, leaf)), "disk %d", d)
+	}
 
 	// Boot, then throw away: the standby's files are untouched.
 	require.NoError(t, h.SetPower(ctx, clone, true))
@@ -198,7 +204,5 @@ func TestCloneForTest(t *testing.T) {
 	snaps, err := h.Snapshots(ctx, vm)
 	require.NoError(t, err)
 	require.Len(t, snaps, 3)
-	files, err := h.DiskChain(ctx, vm, snaps[2], 1)
-	require.NoError(t, err)
-	require.Len(t, files, 5)
+	requireNoStrayFiles(t, sim)
 }

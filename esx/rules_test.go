@@ -18,29 +18,6 @@ func backing(files ...string) *types.VirtualDiskFlatVer2BackingInfo {
 	return b
 }
 
-func config(b *types.VirtualDiskFlatVer2BackingInfo) *types.VirtualMachineConfigInfo {
-	unit := int32(0)
-	return &types.VirtualMachineConfigInfo{Hardware: types.VirtualHardware{Device: []types.BaseVirtualDevice{
-		&types.VirtualDisk{VirtualDevice: types.VirtualDevice{Key: 2000, ControllerKey: 1000, UnitNumber: &unit, Backing: b}},
-	}}}
-}
-
-// The revert rule on both kinds of host.
-func TestNeedsRevert(t *testing.T) {
-	configs := map[string]*types.VirtualMachineConfigInfo{
-		"s1": config(backing("d1", "base")),
-		"s2": config(backing("d2", "d1", "base")),
-		"s3": config(backing("d3", "d2", "d1", "base")),
-	}
-	s2 := backing("d2", "d1", "base")
-	// vcsim: the disk stays on the newest leaf, recorded by s3.
-	require.True(t, needsRevert(backing("d3", "d2", "d1", "base"), s2, configs))
-	require.True(t, needsRevert(backing("d1", "base"), s2, configs))
-	require.False(t, needsRevert(backing("d2", "d1", "base"), s2, configs))
-	// ESXi: a new unrecorded redo log on top of the snapshot's leaf.
-	require.False(t, needsRevert(backing("sb-000004.vmdk", "d2", "d1", "base"), s2, configs))
-}
-
 func TestDiskOrder(t *testing.T) {
 	u := func(n int32) *int32 { return &n }
 	cfg := &types.VirtualMachineConfigInfo{Hardware: types.VirtualHardware{Device: []types.BaseVirtualDevice{

@@ -12,15 +12,13 @@ import (
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
-
-	"github.com/standbykit/standbykit/bootpoint"
 )
 
 // Transport moves files between the caller and a datastore. Paths are
 // relative to the datastore root ("vm/vm-000001.vmdk").
 type Transport interface {
 	// Upload writes f to path, replacing any file there.
-	Upload(ctx context.Context, ds *object.Datastore, path string, f bootpoint.File) error
+	Upload(ctx context.Context, ds *object.Datastore, path string, f File) error
 	// Download streams the file at path and reports its size (-1 when
 	// unknown).
 	Download(ctx context.Context, ds *object.Datastore, path string) (io.ReadCloser, int64, error)
@@ -36,14 +34,18 @@ type RangeDownloader interface {
 
 // DatastoreHTTP is the default Transport: the datastore's HTTP "/folder"
 // file access (what govc datastore.upload and datastore.download use).
-type DatastoreHTTP struct{}
+type DatastoreHTTP struct {
+	// TempDir spools uploads of unknown size; empty means the system's
+	// temporary folder.
+	TempDir string
+}
 
 var _ RangeDownloader = DatastoreHTTP{}
 
 // Upload implements Transport. A file of unknown size (-1) is first
 // spooled to a temporary file: the upload is sent with its length, as
 // ESXi's file server may refuse chunked requests.
-func (DatastoreHTTP) Upload(ctx context.Context, ds *object.Datastore, path string, f bootpoint.File) error {
+func (d DatastoreHTTP) Upload(ctx context.Context, ds *object.Datastore, path string, f File) error {
 	if f.Open == nil {
 		return fmt.Errorf("uploading %s: no content", f.Name)
 	}
@@ -54,7 +56,7 @@ func (DatastoreHTTP) Upload(ctx context.Context, ds *object.Datastore, path stri
 	defer r.Close()
 	size := f.Size
 	if size < 0 {
-		tmp, err := os.CreateTemp("", "esx-upload-*")
+		tmp, err := os.CreateTemp(d.TempDir, "esx-upload-*")
 		if err != nil {
 			return fmt.Errorf("spooling %s: %w", f.Name, err)
 		}

@@ -1,6 +1,7 @@
 package esx
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -11,17 +12,24 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/vmware/govmomi/vim25/soap"
 
-	"github.com/standbykit/standbykit/bootpoint"
+	"github.com/standbykit/standbykit/esx/esxsim"
+	"github.com/standbykit/standbykit/vmdk"
 )
 
 func TestDatastoreHTTP(t *testing.T) {
 	sim, h := startHost(t)
 	ctx := context.Background()
 	ds, tr := h.Datastore, DatastoreHTTP{}
-	data := fakeStreamVMDK(7, 1<<20, "x.vmdk")
+	contents, _ := baseContents(7)
+	var stream bytes.Buffer
+	_, err := vmdk.WriteStreamOptimized(ctx, &stream, contents[0].Source, contents[0].Size, vmdk.StreamOptions{ExtentName: "x.vmdk"})
+	require.NoError(t, err)
+	data := stream.Bytes()
+	unknown := memFile("unknown", data)
+	unknown.Size = -1
 
-	require.NoError(t, tr.Upload(ctx, ds, "dir/known.bin", memFile("known", data, int64(len(data)))))
-	require.NoError(t, tr.Upload(ctx, ds, "dir/unknown.bin", memFile("unknown", data, -1)))
+	require.NoError(t, tr.Upload(ctx, ds, "dir/known.bin", memFile("known", data)))
+	require.NoError(t, tr.Upload(ctx, ds, "dir/unknown.bin", unknown))
 	for _, n := range []string{"known.bin", "unknown.bin"} {
 		got, err := os.ReadFile(filepath.Join(sim.Dir, "dir", n))
 		require.NoError(t, err)
@@ -55,42 +63,36 @@ func TestDatastoreHTTP(t *testing.T) {
 	desc, embedded, err := h.readDescriptor(ctx, ds, "dir/known.bin")
 	require.NoError(t, err)
 	require.True(t, embedded)
-	require.Equal(t, []string{"x.vmdk"}, extentFiles(desc))
+	require.Equal(t, vmdk.CreateStreamOptimized, desc.CreateType)
+	require.Equal(t, "x.vmdk", desc.Extents[0].File)
 
 	require.NoError(t, tr.Delete(ctx, ds, "dir/known.bin"))
 	require.NoFileExists(t, filepath.Join(sim.Dir, "dir", "known.bin"))
 	require.NoError(t, tr.Delete(ctx, ds, "dir/known.bin"), "deleting a missing file")
 	_, _, err = tr.Download(ctx, ds, "dir/known.bin")
 	require.Error(t, err)
-	require.Error(t, tr.Upload(ctx, ds, "dir/x", bootpoint.File{Name: "x"}))
-}
-
-func TestExtentFiles(t *testing.T) {
-	desc := []byte("# Disk DescriptorFile\nversion=1\nparentFileNameHint=\"p.vmdk\"\n" +
-		"RW 4192256 VMFSSPARSE \"a-delta.vmdk\"\nRDONLY 100 FLAT \"b-flat.vmdk\" 0\nRW 10 ZERO\n" +
-		"RW 8 SESPARSE \"with space.vmdk\"\n")
-	require.Equal(t, []string{"a-delta.vmdk", "b-flat.vmdk", "with space.vmdk"}, extentFiles(desc))
+	require.Error(t, tr.Upload(ctx, ds, "dir/x", File{Name: "x"}))
 }
 
 func TestConnect(t *testing.T) {
 	sim, _ := startHost(t)
 	ctx := context.Background()
 
-	cfg := sim.Config()
+	cfg := simConfig(sim)
 	cfg.Password = "wrong"
 	_, err := Connect(ctx, cfg)
 	require.ErrorContains(t, err, "login")
 
-	cfg = sim.Config()
+	cfg = simConfig(sim)
 	cfg.Datastore = "nope"
 	_, err = Connect(ctx, cfg)
 	require.ErrorContains(t, err, "datastore")
 
-	cfg = sim.Config()
+	cfg = simConfig(sim)
 	cfg.Datastore, cfg.Network, cfg.Folder = "", "Failover Network", "vm"
 	h, err := Connect(ctx, cfg)
 	require.NoError(t, err)
-	require.Equal(t, SimDatastore, h.Datastore.Name())
+	require.Equal(t, esxsim.Datastore, h.Datastore.Name())
 	require.NotNil(t, h.Network)
 	require.NoError(t, h.Close(ctx))
 }

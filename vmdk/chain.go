@@ -310,7 +310,7 @@ func EmbeddedDescriptor(b []byte) ([]byte, error) {
 		return b, nil
 	}
 	start, n := int64(h.DescriptorOffset)*SectorSize, int64(h.DescriptorSize)*SectorSize
-	if h.DescriptorOffset == 0 || n == 0 || n > maxDescriptor || start+n > int64(len(b)) {
+	if h.DescriptorOffset == 0 || h.DescriptorOffset > uint64(len(b)) || h.DescriptorSize == 0 || h.DescriptorSize > maxDescriptor/SectorSize || start+n > int64(len(b)) {
 		return nil, corruptf("embedded descriptor at sector %d (%d sectors) not within %d bytes", h.DescriptorOffset, h.DescriptorSize, len(b))
 	}
 	text := b[start : start+n]

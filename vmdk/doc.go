@@ -20,12 +20,27 @@
 // ErrTooLarge. An empty delta (no ranges) is a scratch leaf that lets a
 // boot point be powered on without touching the chain.
 //
+// A COWD extent can also be written in place, as ESXi writes the leaf of
+// a running VM: OpenCOWD (or CreateCOWD, for a new empty extent) returns a
+// COWDFile whose WriteAt overwrites the sectors that have a grain and
+// appends grains for the others, with a grain table for each newly touched
+// 2 MiB region. It keeps freeSector and the file's 64 KiB padding right
+// and orders its writes (data, grain table, grain directory, header) so
+// that a crash never leaves an entry pointing at unwritten data; OpenCOWD
+// checks every table it reads and recovers a freeSector a crash left
+// behind.
+//
 // OpenChain reads a chain from any fs.FS: text descriptors with FLAT,
 // VMFS, SPARSE (hosted sparse and streamOptimized), VMFSSPARSE and ZERO
 // extents, and monolithic sparse files with an embedded descriptor, as
 // qemu-img and VMware Workstation write them. It checks every link's
 // parentCID against its parent's CID (ErrCIDMismatch otherwise, as VMware
 // refuses such a chain) and presents the leaf's content as an io.ReaderAt.
+// Chain.Allocated lists the byte ranges one link holds (the grains of a
+// sparse, streamOptimized or COWD extent, all of a flat one), walking the
+// grain directories rather than the capacity: merging a child into its
+// parent, or turning a streamOptimized disk into a flat one, touches only
+// the data.
 //
 // Descriptors are parsed leniently (VMware's keys are case-insensitive)
 // and written in the one spelling both VMware and qemu accept. File names

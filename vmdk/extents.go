@@ -77,6 +77,19 @@ func (t *tableExtent) table(gde uint32) ([]uint32, error) {
 	if gt, ok := t.tables[gde]; ok {
 		return gt, nil
 	}
+	gt, err := t.loadTable(gde)
+	if err != nil {
+		return nil, err
+	}
+	if len(t.tables) >= maxCachedTables {
+		clear(t.tables)
+	}
+	t.tables[gde] = gt
+	return gt, nil
+}
+
+// loadTable reads the grain table at sector gde, uncached.
+func (t *tableExtent) loadTable(gde uint32) ([]uint32, error) {
 	b := make([]byte, t.gteCount*4)
 	off := int64(gde) * SectorSize
 	if off+int64(len(b)) > t.fileSize {
@@ -89,10 +102,6 @@ func (t *tableExtent) table(gde uint32) ([]uint32, error) {
 	for i := range gt {
 		gt[i] = binary.LittleEndian.Uint32(b[i*4:])
 	}
-	if len(t.tables) >= maxCachedTables {
-		clear(t.tables)
-	}
-	t.tables[gde] = gt
 	return gt, nil
 }
 
@@ -323,7 +332,7 @@ func openCOWD(r io.ReaderAt, fileSize int64) (*tableExtent, error) {
 
 // readTable reads n little-endian uint32 entries at sector off.
 func readTable(r io.ReaderAt, fileSize, off, n int64) ([]uint32, error) {
-	if off <= 0 || n <= 0 || off*SectorSize+n*4 > fileSize {
+	if off <= 0 || n <= 0 || off > fileSize/SectorSize || off*SectorSize+n*4 > fileSize {
 		return nil, corruptf("table of %d entries at sector %d outside a %d-byte file", n, off, fileSize)
 	}
 	b := make([]byte, n*4)

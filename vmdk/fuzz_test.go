@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"testing/fstest"
 
@@ -52,6 +53,22 @@ func readAllOrError(t *testing.T, fsys fs.FS, name string) {
 		return
 	}
 	defer c.Close()
+	for depth := range c.Links() {
+		rs, err := c.Allocated(depth)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrUnsupported) {
+				t.Fatalf("untyped Allocated error: %v", err)
+			}
+			continue
+		}
+		var end int64
+		for _, r := range rs {
+			if r.Len <= 0 || r.Off < end || r.End() > c.Size() {
+				t.Fatalf("Allocated(%d) returned %v for a %d-byte disk", depth, rs, c.Size())
+			}
+			end = r.End()
+		}
+	}
 	if c.Size() > 4<<20 {
 		return // a big capacity with no data is valid; reading it is slow
 	}
@@ -72,13 +89,31 @@ func FuzzSparse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		readAllOrError(t, fstest.MapFS{"disk.vmdk": {Data: b}}, "disk.vmdk")
+		if _, err := EmbeddedDescriptor(b); err != nil && !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("untyped EmbeddedDescriptor error: %v", err)
+		}
 	})
 }
 
+// FuzzCOWD reads a COWD extent through a chain, and opens it with
+// OpenCOWD, writes into it and opens the result again.
 func FuzzCOWD(f *testing.F) {
 	for _, s := range seeds(f, "cowd") {
 		f.Add(s)
 	}
+	// An empty delta, and one written in place, both trimmed to their
+	// freeSector.
+	m := &memFile{}
+	c, err := CreateCOWD(m, 1<<20)
+	require.NoError(f, err)
+	f.Add(bytes.Clone(m.b[:c.free*SectorSize]))
+	_, err = c.WriteAt(bytes.Repeat([]byte{3}, 3*SectorSize), 69632)
+	require.NoError(f, err)
+	_, err = c.WriteAt(bytes.Repeat([]byte{4}, SectorSize), 0)
+	require.NoError(f, err)
+	f.Add(bytes.Clone(m.b[:c.free*SectorSize]))
+	f.Add(cowdSample(f))
+
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fsys := fstest.MapFS{
 			"sb.vmdk":              {Data: []byte(cowdSeedBase)},
@@ -87,7 +122,49 @@ func FuzzCOWD(f *testing.F) {
 			"sb-000001-delta.vmdk": {Data: b},
 		}
 		readAllOrError(t, fsys, "sb-000001.vmdk")
+		writeCOWDOrError(t, b)
 	})
+}
+
+// writeCOWDOrError opens b with OpenCOWD; when it opens, the first and
+// last sectors are written and the file must open again holding them.
+func writeCOWDOrError(t *testing.T, b []byte) {
+	m := &memFile{b: bytes.Clone(b)}
+	c, err := OpenCOWD(m, int64(len(b)))
+	if err != nil {
+		if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrUnsupported) {
+			t.Fatalf("untyped OpenCOWD error: %v", err)
+		}
+		return
+	}
+	held := c.Allocated()
+	buf := make([]byte, 4096)
+	if _, err := c.ReadAt(buf, 0); err != nil && err != io.EOF {
+		t.Fatalf("reading a checked extent: %v", err)
+	}
+	sector := bytes.Repeat([]byte{0x5a}, SectorSize)
+	last := c.Capacity() - SectorSize
+	for _, off := range []int64{0, last} {
+		if _, err := c.WriteAt(sector, off); err != nil {
+			t.Fatalf("writing at %d: %v", off, err)
+		}
+	}
+	if c.Size() != int64(len(m.b)) {
+		t.Fatalf("Size %d, file %d bytes", c.Size(), len(m.b))
+	}
+	again, err := OpenCOWD(m, int64(len(m.b)))
+	if err != nil {
+		t.Fatalf("our own writes left a file that does not open: %v", err)
+	}
+	for _, off := range []int64{0, last} {
+		if _, err := again.ReadAt(buf[:SectorSize], off); err != nil || !bytes.Equal(buf[:SectorSize], sector) {
+			t.Fatalf("sector at %d not written back (%v)", off, err)
+		}
+	}
+	want := normalize(append(held, Range{0, SectorSize}, Range{last, SectorSize}))
+	if got := again.Allocated(); !slices.Equal(got, want) {
+		t.Fatalf("allocated %v after writes, want %v", got, want)
+	}
 }
 
 const cowdSeedBase = "version=1\nCID=00000001\nparentCID=ffffffff\ncreateType=\"vmfs\"\nRW 2048 VMFS \"sb-flat.vmdk\"\n"

@@ -76,7 +76,6 @@ func demo(ctx context.Context, out io.Writer, o demoOptions) error {
 	vmName := s.Points[0].Machine.Hostname + "-standby"
 	sb := &bootpoint.Standby{
 		Hypervisor: tgt.host,
-		Format:     tgt.format,
 		Inspector:  p2v.Inspector{},
 		VM:         bootpoint.VMSpec{Name: vmName},
 		Library:    "standbykit demo",

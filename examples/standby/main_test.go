@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/standbykit/standbykit/esx"
+	"github.com/standbykit/standbykit/esx/esxsim"
 	"github.com/standbykit/standbykit/internal/sample"
 )
 
@@ -34,12 +35,12 @@ func TestUsage(t *testing.T) {
 // as a real host would.
 func TestManagerCommands(t *testing.T) {
 	ctx := context.Background()
-	sim, err := esx.StartSimulator(ctx, t.TempDir())
+	sim, err := esxsim.Start(ctx, t.TempDir())
 	require.NoError(t, err)
 	defer sim.Close()
-	t.Setenv("GOVC_URL", sim.Config().URL)
+	t.Setenv("GOVC_URL", sim.URL())
 	t.Setenv("GOVC_INSECURE", "true")
-	t.Setenv("GOVC_DATASTORE", esx.SimDatastore)
+	t.Setenv("GOVC_DATASTORE", esxsim.Datastore)
 
 	dir := t.TempDir()
 	for i, name := range []string{"web01", "db01"} {
@@ -89,7 +90,7 @@ func TestManagerCommands(t *testing.T) {
 
 	cmd("delete", "db01", "--with-vm")
 	require.NotContains(t, status(), "db01")
-	host, err := esx.Connect(ctx, sim.Config())
+	host, err := esx.Connect(ctx, esx.Config{URL: sim.URL(), Insecure: true, Datastore: esxsim.Datastore})
 	require.NoError(t, err)
 	defer host.Close(ctx)
 	_, err = host.FindVM(ctx, "db01-standby")

@@ -45,7 +45,7 @@ func runOnce(ctx context.Context, out io.Writer, o runOptions) error {
 		return err
 	}
 	defer tgt.close(context.WithoutCancel(ctx))
-	sb := &bootpoint.Standby{Hypervisor: tgt.host, Format: tgt.format, Inspector: p2v.Inspector{}, VM: bootpoint.VMSpec{Name: o.vm},
+	sb := &bootpoint.Standby{Hypervisor: tgt.host, Inspector: p2v.Inspector{}, VM: bootpoint.VMSpec{Name: o.vm},
 		Library: "standbykit", Logger: logger, Progress: progressPrinter(out)}
 	results, err := sb.Sync(ctx, set)
 	if err != nil {
@@ -101,7 +101,7 @@ func ops(ctx context.Context, out io.Writer, o opsOptions) error {
 			t.Passphrase = []byte(os.Getenv(tc.PassphraseEnv))
 		}
 		if tgt != nil {
-			t.Standby.Hypervisor, t.Standby.Format = tgt.host, tgt.format
+			t.Standby.Hypervisor = tgt.host
 			if t.Host == "" {
 				t.Host = tgt.name
 			}

@@ -9,17 +9,16 @@ import (
 	"net/url"
 	"os"
 
-	"github.com/standbykit/standbykit/bootpoint"
 	"github.com/standbykit/standbykit/esx"
+	"github.com/standbykit/standbykit/esx/esxsim"
 )
 
 // target is the ESXi host the commands work on: the one GOVC_URL names,
 // or govmomi's in-process simulator with its datastore in a local folder.
 type target struct {
-	host   *esx.Host
-	name   string // for the per-host limit and messages
-	sim    *esx.Simulator
-	format bootpoint.VMDK
+	host *esx.Host
+	name string // for the per-host limit and messages
+	sim  *esxsim.Simulator
 }
 
 // connect opens the target. simDir is the simulator's datastore folder
@@ -34,11 +33,12 @@ func connect(ctx context.Context, simDir string, logger *slog.Logger, out io.Wri
 		}
 		// The simulator reports benign faults on the standard logger.
 		log.SetOutput(io.Discard)
-		t.sim, err = esx.StartSimulator(ctx, simDir)
+		t.sim, err = esxsim.Start(ctx, simDir)
 		if err != nil {
 			return nil, err
 		}
-		cfg = t.sim.Config()
+		t.sim.Logger = logger
+		cfg = esx.Config{URL: t.sim.URL(), Insecure: true, Datastore: esxsim.Datastore}
 		t.name = "simulator"
 		fmt.Fprintf(out, "   (GOVC_URL is not set: using govmomi's vSphere simulator, datastore in %s)\n", simDir)
 	} else {
@@ -56,10 +56,6 @@ func connect(ctx context.Context, simDir string, logger *slog.Logger, out io.Wri
 		return nil, err
 	}
 	t.host.Logger = logger
-	t.format = bootpoint.VMDK{}
-	t.host.NewChild = func(parent string, desc []byte) (bootpoint.DiskDelta, error) {
-		return t.format.EmptyChild(ctx, parent, desc)
-	}
 	return t, nil
 }
 
