@@ -131,11 +131,20 @@ func exists(p string) bool {
 	return !errors.Is(err, fs.ErrNotExist)
 }
 
-// deleteDisk removes a descriptor and its extent.
+// deleteDisk removes a descriptor and its extent. A descriptor that no
+// longer parses (an upload broke while replacing it) goes with the extent
+// ESXi's naming gives it.
 func deleteDisk(desc string) error {
 	d, err := readDescriptor(desc)
 	if err != nil {
-		return err
+		if errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		ext := strings.TrimSuffix(desc, ".vmdk") + "-delta.vmdk"
+		if rerr := os.Remove(ext); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			return rerr
+		}
+		return os.Remove(desc)
 	}
 	return errors.Join(os.Remove(extentPath(desc, d)), os.Remove(desc))
 }

@@ -283,7 +283,8 @@ func (s *Simulator) revertDisks(reg *simulator.Registry, vm *simulator.VirtualMa
 
 // consolidate merges, for every disk, the only child of the snapshot's
 // disk into it. A disk with several children (a tree after a revert)
-// stays as it is: its children still need it.
+// stays as it is: its children still need it; one with none that no
+// configuration names (the tip of a branch the VM left) is deleted.
 func (s *Simulator) consolidate(reg *simulator.Registry, vm *simulator.VirtualMachine, snap *types.VirtualMachineConfigInfo) error {
 	configs := append([]*types.VirtualMachineConfigInfo{vm.Config}, s.snapshotConfigs(reg, vm)...)
 	for _, d := range vmDisks(snap) {
@@ -300,6 +301,18 @@ func (s *Simulator) consolidate(reg *simulator.Registry, vm *simulator.VirtualMa
 					}
 				}
 			}
+		}
+		if len(children) == 0 && !referenced(own.FileName, configs) {
+			// A snapshot at the tip of a branch the VM left: its disk
+			// holds nothing anyone needs.
+			p, err := s.localPath(own.FileName)
+			if err != nil {
+				return err
+			}
+			if err := deleteDisk(p); err != nil {
+				return fmt.Errorf("deleting %s: %w", own.FileName, err)
+			}
+			continue
 		}
 		if len(children) != 1 {
 			continue
