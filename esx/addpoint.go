@@ -11,6 +11,7 @@ import (
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/standbykit/standbykit/bootpoint"
+	"github.com/standbykit/standbykit/esx/internal/vmdisks"
 	"github.com/standbykit/standbykit/vmdk"
 )
 
@@ -157,7 +158,7 @@ func (h *Host) planLeafWrites(ctx context.Context, s *vmState, changes []bootpoi
 	if err != nil {
 		return nil, err
 	}
-	snapDisks := disks(configs[s.mo.Snapshot.CurrentSnapshot.Value])
+	snapDisks := vmdisks.Of(configs[s.mo.Snapshot.CurrentSnapshot.Value])
 	var plan []leafWrite
 	seen := map[int]bool{}
 	for _, c := range changes {
@@ -169,10 +170,10 @@ func (h *Host) planLeafWrites(ctx context.Context, s *vmState, changes []bootpoi
 		if err != nil {
 			return nil, err
 		}
-		if c.Disk >= len(snapDisks) || flat(snapDisks[c.Disk]) == nil {
+		if c.Disk >= len(snapDisks) || vmdisks.Flat(snapDisks[c.Disk]) == nil {
 			return nil, fmt.Errorf("%w: disk %d of VM %s is not in its current snapshot", bootpoint.ErrDiverged, c.Disk, s.mo.Name)
 		}
-		frozen := flat(snapDisks[c.Disk])
+		frozen := vmdisks.Flat(snapDisks[c.Disk])
 		if cur.Parent == nil || cur.Parent.FileName != frozen.FileName || recorded(cur.FileName, configs) {
 			return nil, fmt.Errorf("%w: disk %d of VM %s is on %s, not on a new child of its current snapshot's %s",
 				bootpoint.ErrDiverged, c.Disk, s.mo.Name, cur.FileName, frozen.FileName)

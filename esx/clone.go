@@ -10,6 +10,7 @@ import (
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/standbykit/standbykit/bootpoint"
+	"github.com/standbykit/standbykit/esx/internal/vmdisks"
 )
 
 // ConnectNetwork implements bootpoint.NetworkConnector: the VM's first NIC
@@ -80,11 +81,11 @@ func (h *Host) CloneForTest(ctx context.Context, vm bootpoint.VM, sn bootpoint.S
 	}
 
 	// The empty children, named relative to the clone's folder.
-	parents := disks(cfg)
+	parents := vmdisks.Of(cfg)
 	type child struct{ descriptor, extent File }
 	children := make([]child, len(parents))
 	for d, disk := range parents {
-		b := flat(disk)
+		b := vmdisks.Flat(disk)
 		if b == nil {
 			return bootpoint.VM{}, fmt.Errorf("esx: VM %s disk %d: unsupported backing %T", s.mo.Name, d, disk.Backing)
 		}
@@ -150,8 +151,8 @@ func (h *Host) CloneForTest(ctx context.Context, vm bootpoint.VM, sn bootpoint.S
 				return fail(fmt.Errorf("esx: test clone %s: uploading %s: %w", name, f.Name, err))
 			}
 		}
-		b := cloneBacking(flat(disk))
-		b.Parent = cloneBacking(flat(disk))
+		b := vmdisks.Clone(vmdisks.Flat(disk))
+		b.Parent = vmdisks.Clone(vmdisks.Flat(disk))
 		b.FileName = cs.ds.Path(path.Join(cs.dir, children[d].descriptor.Name))
 		b.Uuid, b.ContentId = "", ""
 		nd := &types.VirtualDisk{

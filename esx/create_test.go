@@ -14,6 +14,7 @@ import (
 
 	"github.com/standbykit/standbykit/aipimage"
 	"github.com/standbykit/standbykit/bootpoint"
+	"github.com/standbykit/standbykit/esx/internal/vmdisks"
 	"github.com/standbykit/standbykit/p2v"
 	"github.com/standbykit/standbykit/vmdk"
 )
@@ -42,10 +43,10 @@ func TestCreateStandby(t *testing.T) {
 	devs := object.VirtualDeviceList(cfg.Hardware.Device)
 	ctrls := devs.SelectByType((*types.ParaVirtualSCSIController)(nil))
 	require.Len(t, ctrls, 1)
-	ds := disks(cfg)
+	ds := vmdisks.Of(cfg)
 	require.Len(t, ds, 2)
 	for i, want := range []string{"[datastore1] sb/sb.vmdk", "[datastore1] sb/sb_1.vmdk"} {
-		require.Equal(t, want, flat(ds[i]).FileName)
+		require.Equal(t, want, vmdisks.Flat(ds[i]).FileName)
 		require.Equal(t, ctrls[0].GetVirtualDevice().Key, ds[i].ControllerKey)
 	}
 	require.EqualValues(t, testDiskSizes[0], ds[0].CapacityInBytes)
@@ -93,7 +94,7 @@ func TestCreateStandbyControllers(t *testing.T) {
 		require.Equal(t, "bios", s.mo.Config.Firmware)
 		devs := object.VirtualDeviceList(s.mo.Config.Hardware.Device)
 		require.Len(t, devs.SelectByType(tc.want), 1, tc.c)
-		require.Len(t, disks(s.mo.Config), 1)
+		require.Len(t, vmdisks.Of(s.mo.Config), 1)
 		require.Empty(t, devs.SelectByType((*types.VirtualEthernetCard)(nil)))
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/standbykit/standbykit/bootpoint"
+	"github.com/standbykit/standbykit/esx/internal/vmdisks"
 	"github.com/standbykit/standbykit/vmdk"
 )
 
@@ -200,11 +201,11 @@ func (h *Host) ChainFiles(ctx context.Context, vm bootpoint.VM, sn bootpoint.Sna
 
 // diskOf is the backing of disk d in a configuration.
 func diskOf(cfg *types.VirtualMachineConfigInfo, vmName string, d int) (*types.VirtualDiskFlatVer2BackingInfo, error) {
-	list := disks(cfg)
+	list := vmdisks.Of(cfg)
 	if d < 0 || d >= len(list) {
 		return nil, fmt.Errorf("%w: VM %s has %d disks, not disk %d", errNoDisk, vmName, len(list), d)
 	}
-	b := flat(list[d])
+	b := vmdisks.Flat(list[d])
 	if b == nil {
 		return nil, fmt.Errorf("esx: VM %s disk %d: unsupported backing %T", vmName, d, list[d].Backing)
 	}

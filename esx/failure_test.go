@@ -16,6 +16,7 @@ import (
 
 	"github.com/standbykit/standbykit/aipimage"
 	"github.com/standbykit/standbykit/bootpoint"
+	"github.com/standbykit/standbykit/esx/internal/vmdisks"
 )
 
 // faultyTransport fails the upload of files whose name contains failName
@@ -61,9 +62,9 @@ func backings(t *testing.T, h *Host, vm bootpoint.VM) [][]string {
 	s, err := h.load(context.Background(), vm)
 	require.NoError(t, err)
 	var out [][]string
-	for _, d := range disks(s.mo.Config) {
+	for _, d := range vmdisks.Of(s.mo.Config) {
 		var chain []string
-		for b := flat(d); b != nil; b = b.Parent {
+		for b := vmdisks.Flat(d); b != nil; b = b.Parent {
 			chain = append(chain, b.FileName)
 		}
 		out = append(out, chain)

@@ -14,6 +14,7 @@ import (
 	"github.com/standbykit/standbykit/aipimage"
 	"github.com/standbykit/standbykit/bootpoint"
 	"github.com/standbykit/standbykit/esx/esxsim"
+	"github.com/standbykit/standbykit/esx/internal/vmdisks"
 	"github.com/standbykit/standbykit/internal/oracle"
 )
 
@@ -127,7 +128,7 @@ func snapshotLeaf(t *testing.T, h *Host, sim *esxsim.Simulator, vm bootpoint.VM,
 	require.NoError(t, err)
 	cfg, err := h.snapshotConfig(context.Background(), tr.Snapshot)
 	require.NoError(t, err)
-	rel, err := relName(st, flat(disks(cfg)[d]).FileName)
+	rel, err := relName(st, vmdisks.Flat(vmdisks.Of(cfg)[d]).FileName)
 	require.NoError(t, err)
 	return filepath.Join(sim.Dir, st.dir, rel)
 }

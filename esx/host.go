@@ -1,7 +1,6 @@
 package esx
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"path"
@@ -16,6 +15,7 @@ import (
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/standbykit/standbykit/bootpoint"
+	"github.com/standbykit/standbykit/esx/internal/vmdisks"
 )
 
 // cleanupTimeout bounds the work that undoes a failed change.
@@ -204,8 +204,8 @@ func (h *Host) usesForeignFiles(ctx context.Context, s *vmState) (bool, error) {
 	}
 	own := s.ds.Path(s.dir) + "/"
 	for _, c := range configs {
-		for _, d := range disks(c) {
-			for b := flat(d); b != nil; b = b.Parent {
+		for _, d := range vmdisks.Of(c) {
+			for b := vmdisks.Flat(d); b != nil; b = b.Parent {
 				if len(b.FileName) < len(own) || b.FileName[:len(own)] != own {
 					return true, nil
 				}
@@ -363,55 +363,13 @@ func (h *Host) revert(ctx context.Context, s *vmState, ref types.ManagedObjectRe
 // recorded tells whether some snapshot's disk has file as its leaf.
 func recorded(file string, configs map[string]*types.VirtualMachineConfigInfo) bool {
 	for _, c := range configs {
-		for _, d := range disks(c) {
-			if b := flat(d); b != nil && b.FileName == file {
+		for _, d := range vmdisks.Of(c) {
+			if b := vmdisks.Flat(d); b != nil && b.FileName == file {
 				return true
 			}
 		}
 	}
 	return false
-}
-
-// disks lists a configuration's disks in a stable order: by controller,
-// then unit number (creation order).
-func disks(c *types.VirtualMachineConfigInfo) []*types.VirtualDisk {
-	if c == nil {
-		return nil
-	}
-	var out []*types.VirtualDisk
-	for _, d := range c.Hardware.Device {
-		if disk, ok := d.(*types.VirtualDisk); ok {
-			out = append(out, disk)
-		}
-	}
-	unit := func(d *types.VirtualDisk) int32 {
-		if d.UnitNumber == nil {
-			return -1
-		}
-		return *d.UnitNumber
-	}
-	slices.SortStableFunc(out, func(a, b *types.VirtualDisk) int {
-		return cmp.Or(cmp.Compare(a.ControllerKey, b.ControllerKey), cmp.Compare(unit(a), unit(b)))
-	})
-	return out
-}
-
-// flat is a disk's backing when it is a (possibly delta) VMDK file.
-func flat(d *types.VirtualDisk) *types.VirtualDiskFlatVer2BackingInfo {
-	b, _ := d.Backing.(*types.VirtualDiskFlatVer2BackingInfo)
-	return b
-}
-
-// cloneBacking copies a backing and its parent chain, without the
-// identifiers the host assigns.
-func cloneBacking(b *types.VirtualDiskFlatVer2BackingInfo) *types.VirtualDiskFlatVer2BackingInfo {
-	if b == nil {
-		return nil
-	}
-	c := *b
-	c.Parent = cloneBacking(b.Parent)
-	c.ChangeId = ""
-	return &c
 }
 
 // errNoDisk reports a disk index out of range.

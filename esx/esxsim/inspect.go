@@ -9,6 +9,8 @@ import (
 
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/standbykit/standbykit/esx/internal/vmdisks"
 )
 
 // WriteDisk writes p at off into the current leaf of disk d (disks in
@@ -21,12 +23,12 @@ func (s *Simulator) WriteDisk(vmName string, d int, off int64, p []byte) error {
 	}
 	var leaf string
 	s.model.Map().WithLock(s.lockOwner, vm, func() {
-		disks := vmDisks(vm.Config)
+		disks := vmdisks.Of(vm.Config)
 		if d < 0 || d >= len(disks) {
 			err = fmt.Errorf("esxsim: VM %s has %d disks, not disk %d", vmName, len(disks), d)
 			return
 		}
-		if b := flatBacking(disks[d]); b != nil {
+		if b := vmdisks.Flat(disks[d]); b != nil {
 			leaf = b.FileName
 		}
 	})
@@ -66,8 +68,8 @@ func (s *Simulator) UnusedDiskFiles() ([]string, error) {
 		reg.WithLock(s.lockOwner, vm, func() {
 			configs := append([]*types.VirtualMachineConfigInfo{vm.Config}, s.snapshotConfigs(reg, vm)...)
 			for _, c := range configs {
-				for _, d := range vmDisks(c) {
-					for b := flatBacking(d); b != nil; b = b.Parent {
+				for _, d := range vmdisks.Of(c) {
+					for b := vmdisks.Flat(d); b != nil; b = b.Parent {
 						chains = append(chains, b.FileName)
 					}
 				}

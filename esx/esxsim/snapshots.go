@@ -2,7 +2,6 @@ package esxsim
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -10,11 +9,12 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"time"
 
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/standbykit/standbykit/esx/internal/vmdisks"
 )
 
 // The snapshot calls are wrapped at the HTTP level, around vcsim's own
@@ -215,8 +215,8 @@ func (s *Simulator) failTask(ref types.ManagedObjectReference, err error) {
 // moveToChildren puts every disk of the VM on a new empty child of its
 // current leaf.
 func (s *Simulator) moveToChildren(vm *simulator.VirtualMachine) error {
-	for _, d := range vmDisks(vm.Config) {
-		b := flatBacking(d)
+	for _, d := range vmdisks.Of(vm.Config) {
+		b := vmdisks.Flat(d)
 		if b == nil {
 			return fmt.Errorf("disk %d of VM %s has a %T backing", d.Key, vm.Name, d.Backing)
 		}
@@ -244,8 +244,8 @@ func (s *Simulator) childBacking(b *types.VirtualDiskFlatVer2BackingInfo) (*type
 	if err != nil {
 		return nil, err
 	}
-	nb := cloneBacking(b)
-	nb.Parent = cloneBacking(b)
+	nb := vmdisks.Clone(b)
+	nb.Parent = vmdisks.Clone(b)
 	nb.FileName = name
 	nb.Uuid, nb.ContentId, nb.ChangeId = "", "", ""
 	return nb, nil
@@ -254,12 +254,12 @@ func (s *Simulator) childBacking(b *types.VirtualDiskFlatVer2BackingInfo) (*type
 func (s *Simulator) revertDisks(reg *simulator.Registry, vm *simulator.VirtualMachine, snap *types.VirtualMachineConfigInfo) error {
 	configs := s.snapshotConfigs(reg, vm)
 	want := map[int32]*types.VirtualDiskFlatVer2BackingInfo{}
-	for _, d := range vmDisks(snap) {
-		want[d.Key] = flatBacking(d)
+	for _, d := range vmdisks.Of(snap) {
+		want[d.Key] = vmdisks.Flat(d)
 	}
-	for _, d := range vmDisks(vm.Config) {
+	for _, d := range vmdisks.Of(vm.Config) {
 		target := want[d.Key]
-		cur := flatBacking(d)
+		cur := vmdisks.Flat(d)
 		if target == nil || cur == nil {
 			return fmt.Errorf("disk %d is not in the snapshot", d.Key)
 		}
@@ -287,15 +287,15 @@ func (s *Simulator) revertDisks(reg *simulator.Registry, vm *simulator.VirtualMa
 // configuration names (the tip of a branch the VM left) is deleted.
 func (s *Simulator) consolidate(reg *simulator.Registry, vm *simulator.VirtualMachine, snap *types.VirtualMachineConfigInfo) error {
 	configs := append([]*types.VirtualMachineConfigInfo{vm.Config}, s.snapshotConfigs(reg, vm)...)
-	for _, d := range vmDisks(snap) {
-		own := flatBacking(d)
+	for _, d := range vmdisks.Of(snap) {
+		own := vmdisks.Flat(d)
 		if own == nil {
 			continue
 		}
 		children := map[string]bool{}
 		for _, c := range configs {
-			for _, x := range vmDisks(c) {
-				for b := flatBacking(x); b != nil && b.Parent != nil; b = b.Parent {
+			for _, x := range vmdisks.Of(c) {
+				for b := vmdisks.Flat(x); b != nil && b.Parent != nil; b = b.Parent {
 					if b.Parent.FileName == own.FileName {
 						children[b.FileName] = true
 					}
@@ -333,8 +333,8 @@ func (s *Simulator) consolidate(reg *simulator.Registry, vm *simulator.VirtualMa
 			return err
 		}
 		for _, c := range configs {
-			for _, x := range vmDisks(c) {
-				if b := flatBacking(x); b != nil {
+			for _, x := range vmdisks.Of(c) {
+				if b := vmdisks.Flat(x); b != nil {
 					x.Backing = dropLink(b, child)
 				}
 			}
@@ -392,8 +392,8 @@ func (s *Simulator) snapshotConfigs(reg *simulator.Registry, vm *simulator.Virtu
 // referenced tells whether some configuration's disk chain has file.
 func referenced(file string, configs []*types.VirtualMachineConfigInfo) bool {
 	for _, c := range configs {
-		for _, d := range vmDisks(c) {
-			for b := flatBacking(d); b != nil; b = b.Parent {
+		for _, d := range vmdisks.Of(c) {
+			for b := vmdisks.Flat(d); b != nil; b = b.Parent {
 				if b.FileName == file {
 					return true
 				}
@@ -401,42 +401,4 @@ func referenced(file string, configs []*types.VirtualMachineConfigInfo) bool {
 		}
 	}
 	return false
-}
-
-// vmDisks lists a configuration's disks by controller, then unit number.
-func vmDisks(c *types.VirtualMachineConfigInfo) []*types.VirtualDisk {
-	if c == nil {
-		return nil
-	}
-	var out []*types.VirtualDisk
-	for _, d := range c.Hardware.Device {
-		if disk, ok := d.(*types.VirtualDisk); ok {
-			out = append(out, disk)
-		}
-	}
-	unit := func(d *types.VirtualDisk) int32 {
-		if d.UnitNumber == nil {
-			return -1
-		}
-		return *d.UnitNumber
-	}
-	slices.SortStableFunc(out, func(a, b *types.VirtualDisk) int {
-		return cmp.Or(cmp.Compare(a.ControllerKey, b.ControllerKey), cmp.Compare(unit(a), unit(b)))
-	})
-	return out
-}
-
-func flatBacking(d *types.VirtualDisk) *types.VirtualDiskFlatVer2BackingInfo {
-	b, _ := d.Backing.(*types.VirtualDiskFlatVer2BackingInfo)
-	return b
-}
-
-// cloneBacking copies a backing and its parent chain.
-func cloneBacking(b *types.VirtualDiskFlatVer2BackingInfo) *types.VirtualDiskFlatVer2BackingInfo {
-	if b == nil {
-		return nil
-	}
-	c := *b
-	c.Parent = cloneBacking(b.Parent)
-	return &c
 }
