@@ -155,7 +155,7 @@ func TestChainErrors(t *testing.T) {
 	incremental := func(t *testing.T, path string, parent PointInfo) {
 		d := make([]DiskSource, len(parent.Disks))
 		for i, di := range parent.Disks {
-			d[i] = DiskSource{Content: bytes.NewReader(make([]byte, di.Size)), Changed: []Extent{{0, 4096}}}
+			d[i] = DiskSource{Content: bytes.NewReader(make([]byte, di.Size)), Changed: []Extent{{Off: 0, Len: 4096}}}
 		}
 		_, err := WriteIncremental(context.Background(), path, parent, d, nil)
 		require.NoError(t, err)

@@ -51,7 +51,7 @@ func loadFixture(b *testing.B) *benchFixture {
 		for range 80 {
 			off := r.Int64N(benchDiskSize - 64<<10)
 			fillMixed(r, disk[off:off+64<<10])
-			changed = append(changed, Extent{off, 64 << 10})
+			changed = append(changed, Extent{Off: off, Len: 64 << 10})
 		}
 		info, err = WriteIncremental(ctx, filepath.Join(dir, fmt.Sprintf("p%02d%s", k, FileExt)), info,
 			[]DiskSource{{Content: bytes.NewReader(disk), Changed: changed}}, nil)

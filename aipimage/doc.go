@@ -35,7 +35,9 @@
 // Point(k) returns a Point whose Disk(d) is an io.SectionReader over the
 // disk's full content at k, safe for concurrent use, and whose Changed(d)
 // lists the byte ranges point k changed. Reads decode in parallel on large
-// requests and keep memory bounded whatever the disk size.
+// requests and keep memory bounded whatever the disk size. IndexOf finds
+// the point read from a given file; ExtractSparse copies a point's disk to
+// a raw file, with holes where the disk is zero.
 //
 // # Other formats
 //
@@ -47,7 +49,10 @@
 //
 // WriteFull and WriteIncremental write a point from io.ReaderAt disks, the
 // latter from a list of changed ranges or by comparing with the previous
-// content. For block-level control (a backup agent streaming changed
+// content. WriteIncrementalAfter adds the next point to an open set: it
+// compares with the parent point's content as the set reads it, names the
+// file with FileName, and refuses a parent that is not a usable point of
+// the set or whose successor is already there. For block-level control (a backup agent streaming changed
 // blocks), NewFullWriter and NewIncrementalWriter return a Writer that
 // takes blocks in ascending order. Nothing appears at the target path until
 // the file is complete and synced.

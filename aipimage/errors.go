@@ -36,6 +36,10 @@ var (
 	ErrSequenceGap = errors.New("aipimage: gap in sequence numbers")
 	// ErrDiskMismatch: a point describes other disks than its parent.
 	ErrDiskMismatch = errors.New("aipimage: disks differ from parent point")
+	// ErrNotInSet: a file or point index names no usable point of the set:
+	// the file is not among the set's files or is still pending, or the
+	// index is out of range.
+	ErrNotInSet = errors.New("aipimage: not a usable point of the set")
 
 	// ErrInvalidInput: the caller's arguments are not usable (writer side).
 	ErrInvalidInput = errors.New("aipimage: invalid input")

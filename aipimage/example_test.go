@@ -3,6 +3,7 @@ package aipimage_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -107,4 +108,89 @@ func ExampleOpenDir_pending() {
 	defer set.Close()
 	fmt.Println(len(set.Points()), "usable,", len(set.Pending()), "pending")
 	// Output: 1 usable, 1 pending
+}
+
+// A backup tool adds today's point to a set: an incremental after the
+// newest point, storing only the blocks that differ from it.
+func ExampleWriteIncrementalAfter() {
+	dir, _ := os.MkdirTemp("", "imageset")
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	disk := make([]byte, 1<<20)
+	copy(disk, "monday")
+	_, err := aipimage.WriteFull(ctx, filepath.Join(dir, "full.skimg"), aipimage.Machine{Hostname: "web01"},
+		[]aipimage.DiskSource{{Info: aipimage.DiskInfo{Size: 1 << 20, SectorSize: 512}, Content: bytes.NewReader(disk)}}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	copy(disk[512<<10:], "tuesday")
+	set, err := aipimage.OpenDir(dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer set.Close()
+	info, err := aipimage.WriteIncrementalAfter(ctx, set, len(set.Points())-1, dir,
+		[]aipimage.DiskSource{{Content: bytes.NewReader(disk)}}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	f, _ := aipimage.OpenFile(info.File, nil)
+	defer f.Close()
+	changed, _ := f.Changed(0)
+	fmt.Println("point", info.Sequence, "stores", changed)
+	// Output: point 1 stores [{524288 65536}]
+}
+
+// The --parent flag of a command line names a point by its file.
+func ExampleImageSet_IndexOf() {
+	dir, _ := os.MkdirTemp("", "imageset")
+	defer os.RemoveAll(dir)
+	file := filepath.Join(dir, "full.skimg")
+	_, err := aipimage.WriteFull(context.Background(), file, aipimage.Machine{Hostname: "web01"},
+		[]aipimage.DiskSource{{Info: aipimage.DiskInfo{Size: 1 << 20, SectorSize: 512}, Content: bytes.NewReader(make([]byte, 1<<20))}}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	set, err := aipimage.OpenDir(dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer set.Close()
+	k, err := set.IndexOf(file)
+	fmt.Println(k, err)
+	_, err = set.IndexOf(filepath.Join(dir, "elsewhere.skimg"))
+	fmt.Println(errors.Is(err, aipimage.ErrNotInSet))
+	// Output:
+	// 0 <nil>
+	// true
+}
+
+// A point's disk extracted as a raw file, for a tool that reads raw disks
+// (a forensic mount, qemu-img convert).
+func ExampleExtractSparse() {
+	dir, _ := os.MkdirTemp("", "imageset")
+	defer os.RemoveAll(dir)
+	disk := make([]byte, 4<<20)
+	copy(disk[1<<20:], "the only data")
+	_, err := aipimage.WriteFull(context.Background(), filepath.Join(dir, "full.skimg"), aipimage.Machine{Hostname: "web01"},
+		[]aipimage.DiskSource{{Info: aipimage.DiskInfo{Size: 4 << 20, SectorSize: 512}, Content: bytes.NewReader(disk)}}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	set, err := aipimage.OpenDir(dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer set.Close()
+	p, _ := set.Point(0)
+	src, _ := p.Disk(0)
+	raw := filepath.Join(dir, "disk0.raw")
+	n, err := aipimage.ExtractSparse(context.Background(), raw, src)
+	if err != nil {
+		log.Fatal(err)
+	}
+	got, _ := os.ReadFile(raw)
+	fmt.Println(n, bytes.Equal(got, disk))
+	// Output: 4194304 true
 }

@@ -278,7 +278,7 @@ func (f *File) Changed(disk int) ([]Extent, error) {
 	if err != nil {
 		return nil, &FileError{File: f.info.File, Err: err}
 	}
-	return fromSet(&s), nil
+	return s.Extents(), nil
 }
 
 // VerifyProgress reports how far Verify has come.

@@ -89,7 +89,7 @@ func TestMemoryBoundedOnLargeDisk(t *testing.T) {
 	// most of them zero blocks, so the index alone is 8 MiB on disk.
 	next := sparseDisk{size: size, stride: 16 << 20, gen: 2}
 	_, err = WriteIncremental(ctx, filepath.Join(dir, "big-1"+FileExt), info,
-		[]DiskSource{{Content: next, Changed: []Extent{{0, size}}}}, nil)
+		[]DiskSource{{Content: next, Changed: []Extent{{Off: 0, Len: size}}}}, nil)
 	require.NoError(t, err)
 
 	set, err := OpenDir(dir, nil)
@@ -99,7 +99,7 @@ func TestMemoryBoundedOnLargeDisk(t *testing.T) {
 	require.NoError(t, err)
 	changed, err := p.Changed(0)
 	require.NoError(t, err)
-	require.Equal(t, []Extent{{0, size}}, changed)
+	require.Equal(t, []Extent{{Off: 0, Len: size}}, changed)
 	disk, err := p.Disk(0)
 	require.NoError(t, err)
 	buf, want := make([]byte, 1<<20), make([]byte, 1<<20)

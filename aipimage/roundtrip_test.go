@@ -47,7 +47,7 @@ func mutate(r *rand.Rand, disk []byte) []Extent {
 		} else {
 			fillMixed(r, disk[off:off+n])
 		}
-		changed = append(changed, Extent{off, n})
+		changed = append(changed, Extent{Off: off, Len: n})
 	}
 	return changed
 }
@@ -196,7 +196,7 @@ func TestFullImageSkipsZeroBlocks(t *testing.T) {
 	defer f.Close()
 	changed, err := f.Changed(0)
 	require.NoError(t, err)
-	require.Equal(t, []Extent{{128 << 10, 64 << 10}}, changed)
+	require.Equal(t, []Extent{{Off: 128 << 10, Len: 64 << 10}}, changed)
 	st, err := os.Stat(info.File)
 	require.NoError(t, err)
 	require.Less(t, st.Size(), int64(16<<10), "one mostly-zero block compresses to little")

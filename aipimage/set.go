@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -16,21 +18,14 @@ import (
 // FileExt is the extension OpenDir looks for.
 const FileExt = ".skimg"
 
-// Extent is a byte range [Off, Off+Len) of a disk.
-type Extent struct {
-	Off, Len int64
-}
-
-// End returns the first offset past the extent.
-func (e Extent) End() int64 { return e.Off + e.Len }
-
-func fromSet(s *extent.Set) []Extent {
-	out := make([]Extent, 0, s.Len())
-	for _, e := range s.All() {
-		out = append(out, Extent{e.Off, e.Len})
-	}
-	return out
-}
+// Extent is a byte range [Off, Off+Len) of a disk: a struct of two int64
+// fields, Off and Len, with a method End returning Off+Len. Write it as
+// aipimage.Extent{Off: 4096, Len: 512}.
+//
+// It is an alias of the one extent type shared by every StandbyKit
+// package, so the ranges a Point reports pass unchanged to the code that
+// writes disks.
+type Extent = extent.Extent
 
 // Set is the chain of backup points of one machine, oldest first. It is
 // what the rest of StandbyKit consumes; ImageSet implements it for this
@@ -230,6 +225,32 @@ func (s *ImageSet) Points() []PointInfo {
 
 // Pending lists the files not usable yet.
 func (s *ImageSet) Pending() []Pending { return append([]Pending(nil), s.pending...) }
+
+// IndexOf returns the index in Points of the point read from file, for a
+// caller that names points by their files (a --parent flag). Paths are
+// compared as files, not as strings: a relative path or a link to a file
+// of the set is found. A file that is pending, or not one of the set's
+// files at all, fails with a *ChainError matching ErrNotInSet.
+func (s *ImageSet) IndexOf(file string) (int, error) {
+	st, err := os.Stat(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return -1, &ChainError{ErrNotInSet, file, "no such file"}
+	}
+	if err != nil {
+		return -1, &ChainError{ErrNotInSet, file, err.Error()}
+	}
+	for k, f := range s.chain {
+		if fst, err := os.Stat(f.info.File); err == nil && os.SameFile(st, fst) {
+			return k, nil
+		}
+	}
+	for _, p := range s.pending {
+		if pst, err := os.Stat(p.File); err == nil && os.SameFile(st, pst) {
+			return -1, &ChainError{ErrNotInSet, file, fmt.Sprintf("pending, not usable yet (%v)", p.Reason)}
+		}
+	}
+	return -1, &ChainError{ErrNotInSet, file, "not one of the set's files"}
+}
 
 // File returns the image file of point k.
 func (s *ImageSet) File(k int) *File { return s.chain[k] }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
 	"github.com/standbykit/standbykit/internal/extent"
 )
@@ -71,6 +73,74 @@ func WriteIncremental(ctx context.Context, path string, parent PointInfo, disks 
 		}
 		return s.AlignOut(int64(w.info.BlockSize)).Clip(0, size), nil
 	})
+}
+
+// WriteIncrementalAfter writes the next point after point k of set: an
+// incremental image on top of it, in dir, under the name FileName gives
+// it, and returns the new point. It is how a backup tool adds a point to a
+// set, typically after the newest one:
+//
+//	set, err := aipimage.OpenDir(dir, opts)
+//	...
+//	next, err := aipimage.WriteIncrementalAfter(ctx, set, len(set.Points())-1, dir, disks, wopts)
+//
+// disks give each disk's content at the new point, one for one with the
+// parent's disks; a disk whose Changed and Previous are both nil is
+// compared with point k's content, block by block, so only what differs
+// is stored. A disk whose Info.Size is set must have the parent's size
+// (Info is otherwise ignored: an incremental keeps its parent's disks).
+// The caller's slice is not modified.
+//
+// k must be a usable point of set: an index into set.Points(), else the
+// error matches ErrNotInSet (ImageSet.IndexOf finds the index of a file).
+// A count or size of disks other than the parent's fails with
+// ErrInvalidInput. Writing after a point that already has a successor in
+// dir would fork the chain, and fails with a *ChainError matching
+// ErrForkedChain. An encrypted set needs its passphrase in opts.
+//
+// As with WriteIncremental, nothing appears in dir until the file is
+// complete.
+func WriteIncrementalAfter(ctx context.Context, set Set, k int, dir string, disks []DiskSource, opts *WriterOptions) (PointInfo, error) {
+	points := set.Points()
+	if k < 0 || k >= len(points) {
+		return PointInfo{}, fmt.Errorf("%w: point %d, the set has %d usable points", ErrNotInSet, k, len(points))
+	}
+	if k+1 < len(points) && points[k+1].File != "" && sameDir(filepath.Dir(points[k+1].File), dir) {
+		return PointInfo{}, &ChainError{ErrForkedChain, points[k+1].File,
+			fmt.Sprintf("already follows point %d in %s: another point after it would fork the chain", points[k].Sequence, dir)}
+	}
+	point, err := set.Point(k)
+	if err != nil {
+		return PointInfo{}, err
+	}
+	parent := point.Info()
+	if len(disks) != len(parent.Disks) {
+		return PointInfo{}, invalidf("%d disks given, point %d has %d", len(disks), parent.Sequence, len(parent.Disks))
+	}
+	disks = append([]DiskSource(nil), disks...)
+	for d := range disks {
+		if size := disks[d].Info.Size; size != 0 && size != parent.Disks[d].Size {
+			return PointInfo{}, invalidf("disk %d: %d bytes, point %d's disk has %d", d, size, parent.Sequence, parent.Disks[d].Size)
+		}
+		if disks[d].Changed == nil && disks[d].Previous == nil {
+			if disks[d].Previous, err = point.Disk(d); err != nil {
+				return PointInfo{}, err
+			}
+		}
+	}
+	next := parent
+	next.Sequence++
+	return WriteIncremental(ctx, filepath.Join(dir, FileName(next)), parent, disks, opts)
+}
+
+// sameDir reports whether a and b name the same existing folder.
+func sameDir(a, b string) bool {
+	sa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	sb, err := os.Stat(b)
+	return err == nil && os.SameFile(sa, sb)
 }
 
 // writeDisks feeds the blocks of every disk inside ranges(d) to w and

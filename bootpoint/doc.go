@@ -31,6 +31,9 @@
 // Manager runs many Tasks (an image set, a Standby and a Trigger:
 // immediately, daily at a time, or every N increments), concurrently within
 // a per-host and a global limit, and keeps a small state file (written
-// atomically) that it reconciles with the host on every pass. Failover,
+// atomically) that it reconciles with the host on every pass. It opens
+// each task's set as an aipimage folder unless Manager.Open says
+// otherwise: a product with its own image format plugs into the manager
+// as it does into Standby, through aipimage.Set. Failover,
 // TestBoot and DeleteTask are the operator's actions.
 package bootpoint

@@ -17,8 +17,9 @@ import (
 // Task binds an image set to a standby VM.
 type Task struct {
 	Name string
-	// Images is the folder of the image set (possibly a replica still
-	// arriving).
+	// Images locates the image set: the folder of an aipimage set
+	// (possibly a replica still arriving), or whatever Manager.Open takes
+	// it to name.
 	Images string
 	// Host names the hypervisor host, for the per-host limit.
 	Host    string
@@ -27,6 +28,36 @@ type Task struct {
 	Standby *Standby
 	// Passphrase unlocks an encrypted image set.
 	Passphrase []byte
+}
+
+// ManagedSet is an image set as the Manager uses it during one pass of a
+// task: its points, and Close, called when the pass is over.
+// *aipimage.ImageSet is one. A ManagedSet that also implements
+// PendingLister has what it lists counted in TaskState.Pending.
+type ManagedSet interface {
+	aipimage.Set
+	Close() error
+}
+
+// PendingLister is what a ManagedSet implements when it can see points
+// before they are usable (for aipimage, files still being copied).
+type PendingLister interface {
+	Pending() []aipimage.Pending
+}
+
+var (
+	_ ManagedSet    = (*aipimage.ImageSet)(nil)
+	_ PendingLister = (*aipimage.ImageSet)(nil)
+)
+
+// OpenImageDir is the Manager's default opener: the aipimage set in the
+// folder t.Images, unlocked with t.Passphrase.
+func OpenImageDir(ctx context.Context, t *Task) (ManagedSet, error) {
+	set, err := aipimage.OpenDir(t.Images, &aipimage.OpenOptions{Passphrase: t.Passphrase})
+	if err != nil {
+		return nil, err
+	}
+	return set, nil
 }
 
 // Manager runs many tasks: on each Tick it reconciles its state with the
@@ -42,6 +73,17 @@ type Manager struct {
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Open opens a task's image set at the start of each of its passes;
+	// the manager closes it at the end. Nil means OpenImageDir. A product
+	// with its own image format sets it to open its own aipimage.Set.
+	//
+	// It belongs to the Manager, not to each Task, because how image sets
+	// are stored is a property of the product that embeds the manager,
+	// while tasks are plain configuration (typically read from a file):
+	// one opener serves every task, and as it receives the task it can
+	// still choose per task (by t.Images, which it may read as a name of
+	// its own) when a product keeps several formats.
+	Open func(ctx context.Context, t *Task) (ManagedSet, error)
 
 	mu    sync.Mutex
 	state *State
@@ -199,7 +241,14 @@ func (m *Manager) tick(ctx context.Context, force string) ([]TaskResult, error) 
 // newest complete point.
 func (m *Manager) runTask(ctx context.Context, t *Task, force bool) TaskResult {
 	res := TaskResult{Task: t.Name}
-	set, err := aipimage.OpenDir(t.Images, &aipimage.OpenOptions{Passphrase: t.Passphrase})
+	open := m.Open
+	if open == nil {
+		open = OpenImageDir
+	}
+	set, err := open(ctx, t)
+	if err == nil && set == nil {
+		err = fmt.Errorf("bootpoint: task %s: Manager.Open returned no set and no error", t.Name)
+	}
 	if err != nil {
 		res.Err = err
 		m.update(t.Name, func(s *TaskState) { s.LastError = err.Error() })
@@ -212,9 +261,13 @@ func (m *Manager) runTask(ctx context.Context, t *Task, force bool) TaskResult {
 		m.update(t.Name, func(s *TaskState) { s.LastError = err.Error() })
 		return res
 	}
+	pending := 0
+	if pl, ok := set.(PendingLister); ok {
+		pending = len(pl.Pending())
+	}
 	var st TaskState
 	m.update(t.Name, func(s *TaskState) {
-		s.Waiting, s.Pending, s.BootPoints = waiting, len(set.Pending()), count
+		s.Waiting, s.Pending, s.BootPoints = waiting, pending, count
 		if last != nil {
 			s.LastSequence, s.LastPointID = last.Sequence, last.PointID
 		} else {

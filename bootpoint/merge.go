@@ -76,12 +76,7 @@ func PlanDelta(point aipimage.Point, d int, changed []aipimage.Extent, prev, cur
 	if err != nil {
 		return Delta{}, err
 	}
-	aligned := set.AlignOut(grain).Clip(0, size)
-	out := make([]aipimage.Extent, 0, aligned.Len())
-	for _, e := range aligned.All() {
-		out = append(out, aipimage.Extent{Off: e.Off, Len: e.Len})
-	}
-	return Delta{Disk: d, Size: size, Extents: out, Source: src}, nil
+	return Delta{Disk: d, Size: size, Extents: set.AlignOut(grain).Clip(0, size).Extents(), Source: src}, nil
 }
 
 // ChangedSince returns the union of what points after..upto changed on disk
@@ -101,9 +96,5 @@ func ChangedSince(set aipimage.Set, after, upto, d int) ([]aipimage.Extent, erro
 			s.Add(e.Off, e.Len)
 		}
 	}
-	out := make([]aipimage.Extent, 0, s.Len())
-	for _, e := range s.All() {
-		out = append(out, aipimage.Extent{Off: e.Off, Len: e.Len})
-	}
-	return out, nil
+	return s.Extents(), nil
 }

@@ -23,7 +23,7 @@ type TaskState struct {
 	LastBytes    int64         `json:"lastBytes,omitempty"`
 	LastDuration time.Duration `json:"lastDuration,omitempty"`
 	Waiting      int           `json:"waiting"` // complete points without a boot point
-	Pending      int           `json:"pending"` // files still arriving
+	Pending      int           `json:"pending"` // files still arriving (see PendingLister)
 }
 
 // State is the manager's state file.

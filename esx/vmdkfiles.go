@@ -51,11 +51,7 @@ func ranges(d bootpoint.Delta) ([]vmdk.Range, error) {
 		}
 		set.Add(e.Off, e.Len)
 	}
-	var out []vmdk.Range
-	for _, e := range set.AlignOut(vmdk.SectorSize).Clip(0, d.Size).All() {
-		out = append(out, vmdk.Range{Off: e.Off, Len: e.Len})
-	}
-	return out, nil
+	return set.AlignOut(vmdk.SectorSize).Clip(0, d.Size).Extents(), nil
 }
 
 // baseStream is disk d of a new VM as a streamOptimized stream (size

@@ -71,7 +71,7 @@ func TestAllocatedDeltaChain(t *testing.T) {
 	size := int64(10<<20 + 4096)
 	disk := mixedDisk(r, size)
 	parent, name := writeFlatBase(t, dir, "sb.vmdk", disk), "sb.vmdk"
-	held := [][]Range{{{0, size}}}
+	held := [][]Range{{{Off: 0, Len: size}}}
 	for range 2 {
 		changes := randomChanges(r, size)
 		d := writeDelta(t, dir, name, parent, disk, changes)
@@ -114,7 +114,7 @@ func TestAllocatedQemuMade(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, qemuMapDepth0(t, filepath.Join(dir, name)), got)
 			if sub == "monolithicFlat" {
-				require.Equal(t, []Range{{0, 5 << 30}}, got)
+				require.Equal(t, []Range{{Off: 0, Len: 5 << 30}}, got)
 			} else {
 				require.Len(t, got, 4)
 			}
@@ -150,13 +150,13 @@ func (patternDisk) ReadAt(p []byte, off int64) (int, error) {
 func TestAllocatedHugeSparse(t *testing.T) {
 	dir := t.TempDir()
 	size := int64(3 << 40)
-	data := []Range{{0, 512}, {1<<40 + 100<<10, 200 << 10}, {size - 512, 512}}
+	data := []Range{{Off: 0, Len: 512}, {Off: 1<<40 + 100<<10, Len: 200 << 10}, {Off: size - 512, Len: 512}}
 	f, err := os.Create(filepath.Join(dir, "huge.vmdk"))
 	require.NoError(t, err)
 	_, err = WriteStreamOptimized(t.Context(), f, patternDisk{}, size, StreamOptions{Data: data, ExtentName: "huge.vmdk"})
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
-	want := []Range{{0, 64 << 10}, {1<<40 + 64<<10, 256 << 10}, {size - 64<<10, 64 << 10}}
+	want := []Range{{Off: 0, Len: 64 << 10}, {Off: 1<<40 + 64<<10, Len: 256 << 10}, {Off: size - 64<<10, Len: 64 << 10}}
 	got, err := chainAllocated(t, nil, dir, "huge.vmdk", 0)
 	require.NoError(t, err)
 	require.Equal(t, want, got)
@@ -183,7 +183,7 @@ func TestAllocatedHugeSparse(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, flat.Truncate(limit))
 	require.NoError(t, flat.Close())
-	want = []Range{{1 << 40, 4096}, {limit - 4096, 4096}}
+	want = []Range{{Off: 1 << 40, Len: 4096}, {Off: limit - 4096, Len: 4096}}
 	require.Equal(t, want, c.Allocated())
 	got, err = chainAllocated(t, nil, dir, d.DescriptorName, 0)
 	require.NoError(t, err)
@@ -200,7 +200,7 @@ func TestAllocatedExtents(t *testing.T) {
 	}
 	got, err := chainAllocated(t, fsys, "", "a.vmdk", 0)
 	require.NoError(t, err)
-	require.Equal(t, []Range{{0, 1 << 20}, {3 << 20, 512 << 10}}, got)
+	require.Equal(t, []Range{{Off: 0, Len: 1 << 20}, {Off: 3 << 20, Len: 512 << 10}}, got)
 }
 
 // TestAllocatedCorrupt: grain entries that the reader would refuse make

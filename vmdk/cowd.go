@@ -115,7 +115,7 @@ func forEachRegion(ranges []Range, f func(region int64, rs []Range)) {
 				}
 				region, cur = reg, cur[:0:0]
 			}
-			cur = append(cur, Range{off, end - off})
+			cur = append(cur, Range{Off: off, Len: end - off})
 			off = end
 		}
 	}

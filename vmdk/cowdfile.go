@@ -551,5 +551,5 @@ func (l *rangeList) add(off, n int64) {
 		l.rs[k-1].Len = max(l.rs[k-1].End(), off+n) - l.rs[k-1].Off
 		return
 	}
-	l.rs = append(l.rs, Range{off, n})
+	l.rs = append(l.rs, Range{Off: off, Len: n})
 }

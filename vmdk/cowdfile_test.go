@@ -74,7 +74,7 @@ func (m *cowdModel) write(c *COWDFile, t *testing.T, r *rand.Rand, off, n int64)
 	require.Equal(t, int(n), k)
 	copy(m.disk[off:], p)
 	copy(m.own[off:], p)
-	m.held = normalize(append(m.held, Range{off, n}))
+	m.held = normalize(append(m.held, Range{Off: off, Len: n}))
 }
 
 // randomWrites writes sector-aligned ranges: scattered sectors, longer
@@ -134,7 +134,7 @@ func qemuMapDepth0(t *testing.T, file string) []Range {
 	var rs []Range
 	for _, e := range m {
 		if e.Depth == 0 && e.Present {
-			rs = append(rs, Range{e.Start, e.Length})
+			rs = append(rs, Range{Off: e.Start, Len: e.Length})
 		}
 	}
 	return normalize(rs)
@@ -200,7 +200,7 @@ func TestCOWDFileAgainstQemu(t *testing.T) {
 				require.Equal(t, m.held, held)
 				whole, err := chain.Allocated(1)
 				require.NoError(t, err)
-				require.Equal(t, []Range{{0, size}}, whole)
+				require.Equal(t, []Range{{Off: 0, Len: size}}, whole)
 				require.NoError(t, chain.Close())
 			}
 			// qemu-img check follows every grain of the COWD extent and
@@ -426,7 +426,7 @@ func TestCOWDFileCorrupt(t *testing.T) {
 	require.ErrorIs(t, err, ErrInvalidInput)
 	c, err := OpenCOWD(&memFile{b: good}, int64(len(good)))
 	require.NoError(t, err)
-	require.Equal(t, []Range{{4096, 4096}, {4 << 20, 1024}}, c.Allocated())
+	require.Equal(t, []Range{{Off: 4096, Len: 4096}, {Off: 4 << 20, Len: 1024}}, c.Allocated())
 }
 
 // TestCOWDFileConcurrent writes disjoint ranges from several goroutines

@@ -161,7 +161,7 @@ func writeCOWDOrError(t *testing.T, b []byte) {
 			t.Fatalf("sector at %d not written back (%v)", off, err)
 		}
 	}
-	want := normalize(append(held, Range{0, SectorSize}, Range{last, SectorSize}))
+	want := normalize(append(held, Range{Off: 0, Len: SectorSize}, Range{Off: last, Len: SectorSize}))
 	if got := again.Allocated(); !slices.Equal(got, want) {
 		t.Fatalf("allocated %v after writes, want %v", got, want)
 	}
@@ -202,7 +202,7 @@ func writeSeeds(f *testing.F, dir, kind string) {
 	case "cowd":
 		parent, err := ParseDescriptor([]byte(cowdSeedBase))
 		require.NoError(f, err)
-		d, err := NewDelta("sb.vmdk", parent, []Range{{69632, 1024}, {1<<20 - 1024, 1024}})
+		d, err := NewDelta("sb.vmdk", parent, []Range{{Off: 69632, Len: 1024}, {Off: 1<<20 - 1024, Len: 1024}})
 		require.NoError(f, err)
 		var b bytes.Buffer
 		_, err = d.WriteExtent(context.Background(), &b, bytes.NewReader(disk), nil)

@@ -108,7 +108,7 @@ func randomChanges(r *rand.Rand, size int64) []Range {
 			n = size - off
 		}
 		if n > 0 {
-			set = append(set, Range{off, n})
+			set = append(set, Range{Off: off, Len: n})
 		}
 	}
 	for range r.IntN(30) + 1 {

@@ -150,7 +150,7 @@ func TestDeltaOnlyHoldsChanges(t *testing.T) {
 	size := int64(16 << 20)
 	disk := make([]byte, size)
 	base := writeFlatBase(t, dir, "sb.vmdk", disk)
-	changes := []Range{{4096, 512}, {2<<20 - 1024, 4096}, {size - 512, 512}}
+	changes := []Range{{Off: 4096, Len: 512}, {Off: 2<<20 - 1024, Len: 4096}, {Off: size - 512, Len: 512}}
 	for _, c := range changes {
 		for i := c.Off; i < c.End(); i++ {
 			disk[i] = 0xa5
@@ -166,7 +166,7 @@ func TestDeltaOnlyHoldsChanges(t *testing.T) {
 	var inDelta []Range
 	for _, e := range m {
 		if e.Depth == 0 {
-			inDelta = append(inDelta, Range{e.Start, e.Length})
+			inDelta = append(inDelta, Range{Off: e.Start, Len: e.Length})
 		}
 	}
 	require.Equal(t, normalize(changes), normalize(inDelta))
@@ -181,7 +181,7 @@ func TestTamperedParentCIDIsRefused(t *testing.T) {
 	dir := t.TempDir()
 	disk := mixedDisk(rand.New(rand.NewPCG(5, 6)), 4<<20)
 	base := writeFlatBase(t, dir, "sb.vmdk", disk)
-	d := writeDelta(t, dir, "sb.vmdk", base, disk, []Range{{0, 1 << 20}})
+	d := writeDelta(t, dir, "sb.vmdk", base, disk, []Range{{Off: 0, Len: 1 << 20}})
 	// The base changes after the child was made: its CID moves on.
 	base.SetCID(base.CID + 1)
 	text, err := base.MarshalText()
@@ -247,11 +247,11 @@ func TestDeltaLimits(t *testing.T) {
 	require.Equal(t, int64(4<<20+2048), (int64(d.free))*SectorSize)
 
 	small := BaseDescriptor(CreateVMFS, ExtentVMFS, "x-flat.vmdk", 1<<20, "")
-	_, err = NewDelta("x.vmdk", small, []Range{{100, 512}})
+	_, err = NewDelta("x.vmdk", small, []Range{{Off: 100, Len: 512}})
 	require.ErrorIs(t, err, ErrInvalidInput)
-	_, err = NewDelta("x.vmdk", small, []Range{{0, 2 << 20}})
+	_, err = NewDelta("x.vmdk", small, []Range{{Off: 0, Len: 2 << 20}})
 	require.ErrorIs(t, err, ErrInvalidInput)
-	_, err = NewDelta("x.vmdk", small, []Range{{4096, 512}, {0, 512}})
+	_, err = NewDelta("x.vmdk", small, []Range{{Off: 4096, Len: 512}, {Off: 0, Len: 512}})
 	require.ErrorIs(t, err, ErrInvalidInput)
 	require.True(t, strings.HasSuffix(d.DescriptorName, "-000001.vmdk"))
 }

@@ -13,15 +13,18 @@ import (
 	stdzlib "compress/zlib"
 
 	"github.com/klauspost/compress/zlib"
+
+	"github.com/standbykit/standbykit/internal/extent"
 )
 
-// Range is a byte range of a disk.
-type Range struct {
-	Off, Len int64
-}
-
-// End returns the offset just past the range.
-func (r Range) End() int64 { return r.Off + r.Len }
+// Range is a byte range [Off, Off+Len) of a disk: a struct of two int64
+// fields, Off and Len, with a method End returning the offset just past
+// the range.
+//
+// It is an alias of the one extent type shared by every StandbyKit
+// package, so ranges computed elsewhere pass to this package's writers
+// without conversion.
+type Range = extent.Extent
 
 // StreamOptions configures WriteStreamOptimized. The zero value writes the
 // whole disk with one worker per CPU.
@@ -76,7 +79,7 @@ func WriteStreamOptimized(ctx context.Context, w io.Writer, src io.ReaderAt, cap
 	}
 	data := o.Data
 	if data == nil {
-		data = []Range{{0, capacity}}
+		data = []Range{{Off: 0, Len: capacity}}
 	}
 	if err := checkRanges(data, capacity); err != nil {
 		return StreamResult{}, err
@@ -264,7 +267,7 @@ func grainRuns(rs []Range) []Range {
 			}
 			continue
 		}
-		out = append(out, Range{first, end - first})
+		out = append(out, Range{Off: first, Len: end - first})
 	}
 	return out
 }

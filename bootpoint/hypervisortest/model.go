@@ -72,11 +72,7 @@ func (g *gen) ranges(size int64, small int, end bool) []aipimage.Extent {
 		n := g.sectors(8)
 		s.Add(size-n, n)
 	}
-	var out []aipimage.Extent
-	for _, e := range s.Clip(0, size).All() {
-		out = append(out, aipimage.Extent{Off: e.Off, Len: e.Len})
-	}
-	return out
+	return s.Clip(0, size).Extents()
 }
 
 // fill writes random bytes into b (whose length is a multiple of 8).

@@ -122,41 +122,19 @@ func create(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return nil
 }
 
-// createIncremental compares the new disks with the parent point's content
-// as read through its set.
+// createIncremental writes the point after parentFile, comparing the new
+// disks with the parent point's content as read through its folder's set.
 func createIncremental(ctx context.Context, parentFile, out string, sources []aipimage.DiskSource, opts *aipimage.WriterOptions) (aipimage.PointInfo, error) {
 	set, err := aipimage.OpenDir(filepath.Dir(parentFile), &aipimage.OpenOptions{Passphrase: opts.Passphrase})
 	if err != nil {
 		return aipimage.PointInfo{}, err
 	}
 	defer set.Close()
-	abs, _ := filepath.Abs(parentFile)
-	k := -1
-	for i, p := range set.Points() {
-		if pa, _ := filepath.Abs(p.File); pa == abs {
-			k = i
-		}
-	}
-	if k < 0 {
-		return aipimage.PointInfo{}, fmt.Errorf("%s is not a usable point of its folder's set", parentFile)
-	}
-	point, err := set.Point(k)
+	k, err := set.IndexOf(parentFile)
 	if err != nil {
 		return aipimage.PointInfo{}, err
 	}
-	parent := point.Info()
-	if len(sources) != len(parent.Disks) {
-		return aipimage.PointInfo{}, fmt.Errorf("%d disks given, the parent has %d", len(sources), len(parent.Disks))
-	}
-	for d := range sources {
-		if sources[d].Previous, err = point.Disk(d); err != nil {
-			return aipimage.PointInfo{}, err
-		}
-	}
-	next := parent
-	next.Sequence++
-	path := filepath.Join(out, aipimage.FileName(next))
-	return aipimage.WriteIncremental(ctx, path, parent, sources, opts)
+	return aipimage.WriteIncrementalAfter(ctx, set, k, out, sources, opts)
 }
 
 func progressPrinter(w io.Writer) func(aipimage.WriteProgress) {
@@ -283,52 +261,12 @@ func extract(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	n, err := writeSparse(ctx, *out, src)
+	n, err := aipimage.ExtractSparse(ctx, *out, src)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s: point %d disk %d, %s\n", *out, p.Info().Sequence, *disk, human(n))
 	return nil
-}
-
-// writeSparse copies src to a new file, leaving holes where it is zero. The
-// file appears under its name only when complete.
-func writeSparse(ctx context.Context, path string, src *io.SectionReader) (int64, error) {
-	tmp := path + ".partial"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return 0, err
-	}
-	defer os.Remove(tmp)
-	defer f.Close()
-	buf := make([]byte, 1<<20)
-	zero := make([]byte, len(buf))
-	size := src.Size()
-	for off := int64(0); off < size; off += int64(len(buf)) {
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
-		n, err := src.ReadAt(buf, off)
-		if err != nil && !(errors.Is(err, io.EOF) && off+int64(n) == size) {
-			return 0, err
-		}
-		if string(buf[:n]) == string(zero[:n]) {
-			continue
-		}
-		if _, err := f.WriteAt(buf[:n], off); err != nil {
-			return 0, err
-		}
-	}
-	if err := f.Truncate(size); err != nil {
-		return 0, err
-	}
-	if err := f.Sync(); err != nil {
-		return 0, err
-	}
-	if err := f.Close(); err != nil {
-		return 0, err
-	}
-	return size, os.Rename(tmp, path)
 }
 
 func human(n int64) string {

@@ -118,3 +118,24 @@ func TestUsageErrors(t *testing.T) {
 	_, err = runCLI(t, "info", t.TempDir())
 	require.ErrorContains(t, err, "no full image")
 }
+
+func TestCreateRefusesBadParent(t *testing.T) {
+	work, set := t.TempDir(), t.TempDir()
+	disk := filepath.Join(work, "d.raw")
+	require.NoError(t, os.WriteFile(disk, bytes.Repeat([]byte("x"), 1<<20), 0o644))
+	out, err := runCLI(t, "create", "--out", set, "--host", "h", disk)
+	require.NoError(t, err)
+	full := strings.TrimSuffix(strings.Fields(out)[1], ":")
+	out, err = runCLI(t, "create", "--out", set, "--parent", full, disk)
+	require.NoError(t, err)
+	newest := strings.TrimSuffix(strings.Fields(out)[1], ":")
+
+	_, err = runCLI(t, "create", "--out", set, "--parent", full, disk)
+	require.ErrorContains(t, err, "fork", "a second point after the full image")
+	notes := filepath.Join(set, "notes.txt")
+	require.NoError(t, os.WriteFile(notes, []byte("not an image"), 0o644))
+	_, err = runCLI(t, "create", "--out", set, "--parent", notes, disk)
+	require.ErrorContains(t, err, "not a usable point")
+	_, err = runCLI(t, "create", "--out", set, "--parent", newest, disk, disk)
+	require.ErrorContains(t, err, "2 disks given")
+}

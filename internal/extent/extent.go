@@ -4,17 +4,21 @@ import (
 	"fmt"
 	"iter"
 	"sort"
+	"strings"
 )
 
 // Extent is the half-open byte range [Off, Off+Len).
+//
+// It is the module's one extent type: aipimage.Extent and vmdk.Range are
+// aliases of it, so ranges pass between packages without conversion. It
+// has no String method on purpose: those packages' users print it, and
+// the default {Off Len} matches the fields they write.
 type Extent struct {
 	Off, Len int64
 }
 
 // End returns the first offset past the extent.
 func (e Extent) End() int64 { return e.Off + e.Len }
-
-func (e Extent) String() string { return fmt.Sprintf("[%d,%d)", e.Off, e.End()) }
 
 // Set is a sorted set of non-overlapping, non-adjacent extents. The zero
 // value is an empty set ready to use. A Set is not safe for concurrent
@@ -89,12 +93,15 @@ func (s *Set) Empty() bool { return s.Len() == 0 }
 // At returns the i-th extent in ascending order.
 func (s *Set) At(i int) Extent { return s.ext[i] }
 
-// Extents returns a copy of the extents in ascending order.
+// Extents returns a copy of the extents in ascending order. It is nil only
+// for a nil *Set: an empty set gives an empty, non-nil slice, because to
+// an image writer a nil list of changed ranges means "unknown" and an
+// empty one "nothing changed".
 func (s *Set) Extents() []Extent {
 	if s == nil {
 		return nil
 	}
-	return append([]Extent(nil), s.ext...)
+	return append(make([]Extent, 0, len(s.ext)), s.ext...)
 }
 
 // All iterates the extents in ascending order with their position.
@@ -238,4 +245,16 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-func (s *Set) String() string { return fmt.Sprint(s.Extents()) }
+// String lists the extents as half-open intervals: "[[0,512) [4096,8192)]".
+func (s *Set) String() string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, e := range s.All() {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "[%d,%d)", e.Off, e.End())
+	}
+	b.WriteByte(']')
+	return b.String()
+}

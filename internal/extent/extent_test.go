@@ -127,6 +127,8 @@ func TestZeroValueAndNil(t *testing.T) {
 	var p *Set
 	require.Equal(t, 0, p.Len())
 	require.Nil(t, p.Extents())
+	require.NotNil(t, s.Extents(), "an empty set says nothing, not unknown")
+	require.Empty(t, s.Extents())
 	require.True(t, p.Union(Of(Extent{1, 2})).Equal(Of(Extent{1, 2})))
 }
 
