@@ -16,6 +16,11 @@ type Delta struct {
 	Size    int64             // the disk's capacity
 	Extents []aipimage.Extent // sorted, disjoint, aligned to the grain PlanDelta was given (clipped to Size)
 	Source  io.ReaderAt       // the point's content with its patches applied
+	// Base, when set, is what the disk holds before the change (the
+	// current boot point's content): a hypervisor may check it before
+	// writing, so that changes never land on a disk in another state.
+	// Nil for a base disk, or when the caller cannot tell.
+	Base io.ReaderAt
 }
 
 // Bytes returns the total length of the extents.

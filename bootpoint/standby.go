@@ -244,6 +244,13 @@ func (s *Standby) Add(ctx context.Context, set aipimage.Set, k int) (Result, err
 		if err != nil {
 			return Result{}, err
 		}
+		lastDisk, err := lastPoint.Disk(d)
+		if err != nil {
+			return Result{}, err
+		}
+		if delta.Base, err = p2v.NewOverlay(lastDisk, prevPlan, d); err != nil {
+			return Result{}, err
+		}
 		changes = append(changes, delta)
 		written += delta.Bytes()
 		s.emit(Event{Sequence: info.Sequence, Step: "delta", Bytes: written})

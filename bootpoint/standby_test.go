@@ -38,15 +38,22 @@ func TestSyncMakesOneVerifiedBootPointPerPoint(t *testing.T) {
 	require.Empty(t, results)
 }
 
+// A hypervisor that loses data is caught: by Verify, and by the next boot
+// point's Base (what the disk must hold before the change), which a
+// hypervisor checks before writing.
 func TestVerifyCatchesABrokenDelta(t *testing.T) {
 	set := newSample(t, 3)
 	s := &bootpoint.Standby{Hypervisor: &hypervisortest.Memory{Drop: true}, Inspector: movingPatches{}, VM: bootpoint.VMSpec{Name: "v"}}
-	_, err := s.Sync(context.Background(), set)
+	_, err := s.Add(context.Background(), set, 0)
+	require.NoError(t, err)
+	_, err = s.Add(context.Background(), set, 1)
 	require.NoError(t, err)
 	_, bps, err := s.BootPoints(context.Background())
 	require.NoError(t, err)
 	var mismatch *bootpoint.MismatchError
 	require.ErrorAs(t, s.Verify(context.Background(), set, bps[len(bps)-1]), &mismatch)
+	_, err = s.Add(context.Background(), set, 2)
+	require.ErrorContains(t, err, "Base is not the disk's content")
 }
 
 func TestCatchUpCoversSeveralIncrements(t *testing.T) {

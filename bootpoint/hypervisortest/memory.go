@@ -179,6 +179,24 @@ func checkDelta(delta bootpoint.Delta, size int64) error {
 }
 
 // write copies src's bytes inside extents into disk.
+// checkBase holds a change whose Base is set to what it claims: the disk's
+// content inside the change's extents.
+func checkBase(c bootpoint.Delta, disk []byte) error {
+	if c.Base == nil {
+		return nil
+	}
+	for _, e := range c.Extents {
+		b := make([]byte, e.Len)
+		if n, err := c.Base.ReadAt(b, e.Off); n < len(b) {
+			return fmt.Errorf("hypervisortest: disk %d: reading Base at [%d,%d): %v", c.Disk, e.Off, e.End(), err)
+		}
+		if !bytes.Equal(b, disk[e.Off:e.End()]) {
+			return fmt.Errorf("hypervisortest: disk %d: Base is not the disk's content in [%d,%d)", c.Disk, e.Off, e.End())
+		}
+	}
+	return nil
+}
+
 func write(disk []byte, extents []aipimage.Extent, src io.ReaderAt) error {
 	for _, e := range extents {
 		n, err := src.ReadAt(disk[e.Off:e.End()], e.Off)
@@ -275,6 +293,9 @@ func (m *Memory) AddBootPoint(ctx context.Context, v bootpoint.VM, changes []boo
 		}
 		seen[c.Disk] = true
 		if err := checkDelta(c, int64(len(vm.disks[c.Disk]))); err != nil {
+			return bootpoint.Snapshot{}, err
+		}
+		if err := checkBase(c, vm.disks[c.Disk]); err != nil {
 			return bootpoint.Snapshot{}, err
 		}
 	}

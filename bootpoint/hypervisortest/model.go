@@ -110,7 +110,7 @@ func (g *gen) next(prev [][]byte, disks ...int) ([][]byte, []bootpoint.Delta) {
 		for _, e := range exts {
 			g.fill(content[d][e.Off:e.End()])
 		}
-		changes = append(changes, bootpoint.Delta{Disk: d, Size: size, Extents: exts, Source: bytes.NewReader(content[d])})
+		changes = append(changes, bootpoint.Delta{Disk: d, Size: size, Extents: exts, Source: bytes.NewReader(content[d]), Base: bytes.NewReader(prev[d])})
 	}
 	return content, changes
 }
