@@ -275,7 +275,7 @@ func (m *Manager) runTask(ctx context.Context, t *Task, force bool) TaskResult {
 		}
 		st = *s
 	})
-	if st.Paused && !force {
+	if st.FailedOver || (st.Paused || st.Diverged) && !force {
 		return res
 	}
 	if count > t.Standby.limit() {
@@ -312,9 +312,10 @@ func (m *Manager) runTask(ctx context.Context, t *Task, force bool) TaskResult {
 		s.LastRun = now
 		if err != nil {
 			s.LastError = err.Error()
+			s.Diverged = errors.Is(err, ErrDiverged)
 			return
 		}
-		s.LastError = ""
+		s.LastError, s.Diverged = "", false
 		s.LastSequence, s.LastPointID = r.BootPoint.Meta.Sequence, r.BootPoint.Meta.PointID
 		s.LastBytes, s.LastDuration = r.Bytes, r.Duration
 		s.Waiting = 0

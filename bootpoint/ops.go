@@ -119,6 +119,51 @@ func (s *Standby) Delete(ctx context.Context) error {
 	return s.Hypervisor.DestroyVM(ctx, vm)
 }
 
+// Discard reverts a task's VM to its current boot point, throwing away
+// whatever was written to its disks since (someone used it), so that the
+// task makes boot points again.
+func (m *Manager) Discard(ctx context.Context, name string) error {
+	t, err := m.task(name)
+	if err != nil {
+		return err
+	}
+	if err := m.load(); err != nil {
+		return err
+	}
+	vm, bps, err := t.Standby.BootPoints(ctx)
+	if err != nil {
+		return err
+	}
+	bp, err := current(vm, bps)
+	if err != nil {
+		if len(bps) == 0 {
+			return err
+		}
+		bp = bps[len(bps)-1] // the current snapshot is not a boot point: the newest
+	}
+	if err := t.Standby.Hypervisor.SetPower(ctx, vm, false); err != nil {
+		return err
+	}
+	if err := t.Standby.Hypervisor.Revert(ctx, vm, bp.Snapshot); err != nil {
+		return err
+	}
+	m.logger().Warn("changes since the current boot point discarded", "task", name, "vm", vm.Name, "bootpoint", bp.Meta.Sequence)
+	return m.update(name, func(s *TaskState) { s.Diverged, s.FailedOver, s.LastError = false, false, "" })
+}
+
+// KeepFailedOver records that an operator keeps a task's VM as it runs
+// (failed over): the task makes no more boot points, and its VM is left
+// alone.
+func (m *Manager) KeepFailedOver(name string) error {
+	if _, err := m.task(name); err != nil {
+		return err
+	}
+	if err := m.load(); err != nil {
+		return err
+	}
+	return m.update(name, func(s *TaskState) { s.FailedOver, s.Diverged = true, false })
+}
+
 // DeleteTask removes a task from the manager's state and, with withVM, its
 // standby VM.
 func (m *Manager) DeleteTask(ctx context.Context, name string, withVM bool) error {

@@ -24,6 +24,14 @@ type TaskState struct {
 	LastDuration time.Duration `json:"lastDuration,omitempty"`
 	Waiting      int           `json:"waiting"` // complete points without a boot point
 	Pending      int           `json:"pending"` // files still arriving (see PendingLister)
+	// Diverged: the VM's disks changed since its current boot point (it
+	// was powered on and used): no boot point is made until an operator
+	// discards those changes (Manager.Discard) or keeps the VM
+	// (Manager.KeepFailedOver).
+	Diverged bool `json:"diverged,omitempty"`
+	// FailedOver: an operator kept the VM as it runs; the task makes no
+	// more boot points.
+	FailedOver bool `json:"failedOver,omitempty"`
 }
 
 // State is the manager's state file.

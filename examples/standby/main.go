@@ -49,7 +49,7 @@ func main() {
 const usage = `usage:
   standby demo [--dir DIR] [--keep] [--incrementals N]
   standby run --images DIR [--vm NAME] [--datastore-dir DIR]
-  standby status|sync|pause|resume|run-now|failover|testboot|delete --config FILE [options] [TASK]
+  standby status|sync|pause|resume|run-now|failover|testboot|discard|keep|delete --config FILE [options] [TASK]
 run "standby COMMAND -h" for a command's options`
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -82,7 +82,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return errors.New("run: --images is required")
 		}
 		return runOnce(ctx, out, o)
-	case "status", "sync", "pause", "resume", "run-now", "failover", "testboot", "delete":
+	case "status", "sync", "pause", "resume", "run-now", "failover", "testboot", "delete", "discard", "keep":
 		var o opsOptions
 		fs.StringVar(&o.config, "config", "standby.json", "task configuration file")
 		fs.BoolVar(&o.json, "json", false, "status: print JSON for scripts")

@@ -84,7 +84,7 @@ func ops(ctx context.Context, out io.Writer, o opsOptions) error {
 	}
 	m := &bootpoint.Manager{StatePath: cfg.State, PerHost: cfg.PerHost, Global: cfg.Global, Logger: logger}
 	var tgt *target
-	needsHost := o.cmd != "status" && o.cmd != "pause" && o.cmd != "resume"
+	needsHost := o.cmd != "status" && o.cmd != "pause" && o.cmd != "resume" && o.cmd != "keep"
 	if needsHost {
 		tgt, err = connect(ctx, simDir, logger, out)
 		if err != nil {
@@ -156,6 +156,18 @@ func ops(ctx context.Context, out io.Writer, o opsOptions) error {
 			return err
 		}
 		fmt.Fprintf(out, "%s: test boot powered on a throwaway clone and removed it; the chain is untouched\n", t.Standby.VM.Name)
+		return nil
+	case "discard":
+		if err := m.Discard(ctx, o.task); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s: changes since its current boot point discarded; the task makes boot points again\n", o.task)
+		return nil
+	case "keep":
+		if err := m.KeepFailedOver(o.task); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s: its VM is kept as it runs; the task makes no more boot points\n", o.task)
 		return nil
 	case "delete":
 		if err := m.DeleteTask(ctx, o.task, o.withVM); err != nil {
@@ -243,6 +255,10 @@ func printStatus(out io.Writer, m *bootpoint.Manager, cfg *config, asJSON bool) 
 	for _, r := range rows {
 		state := "ok"
 		switch {
+		case r.FailedOver:
+			state = "failed-over"
+		case r.Diverged:
+			state = "DIVERGED"
 		case r.Paused:
 			state = "paused"
 		case r.LastError != "":
