@@ -4,60 +4,97 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"path"
 	"time"
 
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/standbykit/standbykit/bootpoint"
 	"github.com/standbykit/standbykit/esx/internal/vmdisks"
-	"github.com/standbykit/standbykit/vmdk"
 )
 
-// maxEmptyLeaf bounds the download of a leaf's extent to check that it is
-// empty: an empty vmfsSparse delta is a header and a grain directory (1
-// MiB for a 2 TiB disk).
-const maxEmptyLeaf = 16 << 20
+// Writer is how boot points reach the standby's current leaves.
+type Writer string
 
-// leafWrite is the plan for one disk of a boot point.
-type leafWrite struct {
-	change     bootpoint.Delta
-	descriptor File // the leaf's new descriptor
-	extent     File // the leaf's new extent
+const (
+	// WriterAppliance writes through ESXi's own disk stack: the changes
+	// travel as a payload disk imported through NFC, and a small appliance
+	// VM with the leaves attached writes them (see package
+	// esx/appliance). It works whatever the delta format. The default.
+	WriterAppliance Writer = "appliance"
+	// WriterUpload replaces the leaf's files through the datastore file
+	// interface with a vmfsSparse delta holding the changes: a fast path
+	// for hosts whose deltas are vmfsSparse (VMFS5 and NFS datastores,
+	// disks under 2 TiB); refused elsewhere.
+	WriterUpload Writer = "upload"
+)
+
+// writingKey is the standby VM's extraConfig key that records a boot
+// point being written: set before the first byte reaches a leaf, cleared
+// once its snapshot exists or the VM is reverted. Found set at the start
+// of AddBootPoint, it means that a run died while writing: the leaves hold
+// a partial boot point of ours, which a revert discards.
+const writingKey = "standbykit.writingBootPoint"
+
+// leafTarget is one changed disk and its current leaf.
+type leafTarget struct {
+	change bootpoint.Delta
+	leaf   *types.VirtualDiskFlatVer2BackingInfo
+}
+
+// leafWriter writes boot-point changes into current leaves.
+type leafWriter interface {
+	// prepare checks what it can and readies the write; it changes
+	// nothing on the host.
+	prepare(ctx context.Context, s *vmState, targets []leafTarget) (leafWrite, error)
+}
+
+// leafWrite is a prepared write: write does it, cleanup removes what it
+// left besides the leaves (which a revert discards on failure).
+type leafWrite interface {
+	write(ctx context.Context) error
+	cleanup(ctx context.Context) error
+}
+
+func (h *Host) leafWriter() (leafWriter, error) {
+	switch h.Writer {
+	case WriterAppliance, "":
+		return &applianceWriter{h: h}, nil
+	case WriterUpload:
+		return uploadWriter{h: h}, nil
+	}
+	return nil, fmt.Errorf("esx: unknown writer %q", h.Writer)
 }
 
 // AddBootPoint implements bootpoint.Hypervisor. The changes go into the
 // current leaf of each disk: the empty delta ESXi made when it took the
-// current snapshot (a VM without a snapshot takes no changes). The leaf's
-// descriptor and then its extent are replaced by a vmfsSparse delta that
-// holds the changes, with the same parent and names; then the snapshot
-// freezes it and ESXi starts the next leaf. A leaf that is not an empty
-// vmfsSparse delta is refused (ErrLeafFormat, bootpoint.ErrDiverged),
-// except one that holds only an earlier, interrupted write of ours, which
-// is discarded first. On any failure a snapshot the call made is removed
-// and the VM is reverted to its current snapshot, which discards the
-// half-written leaf.
+// current snapshot (a VM without a snapshot takes no changes), by the
+// Writer; then the snapshot freezes the leaves and ESXi starts the next
+// ones. A leaf that is not the empty child of the current snapshot is
+// refused (bootpoint.ErrDiverged), except one that holds only an earlier,
+// interrupted write of ours (writingKey), which is discarded first. On
+// any failure a snapshot the call made is removed and the VM is reverted
+// to its current snapshot, which discards the half-written leaves.
 func (h *Host) AddBootPoint(ctx context.Context, vm bootpoint.VM, changes []bootpoint.Delta, name, description string) (bootpoint.Snapshot, error) {
 	s, err := h.load(ctx, vm)
 	if err != nil {
 		return bootpoint.Snapshot{}, err
 	}
-	plan, err := h.planLeafWrites(ctx, s, changes)
-	if errors.Is(err, errInterrupted) {
-		// A boot point of ours was being written when the process died:
-		// discard it, and write it again.
-		h.logger().Warn("esx: discarding an interrupted boot point", "vm", s.mo.Name, "err", err)
-		if err := h.revert(ctx, s, *s.mo.Snapshot.CurrentSnapshot); err != nil {
-			return bootpoint.Snapshot{}, fmt.Errorf("esx: discarding an interrupted boot point of VM %s: %w", s.mo.Name, err)
-		}
-		if s, err = h.load(ctx, s.ref()); err != nil {
-			return bootpoint.Snapshot{}, err
-		}
-		plan, err = h.planLeafWrites(ctx, s, changes)
+	if s, err = h.recoverInterrupted(ctx, s); err != nil {
+		return bootpoint.Snapshot{}, err
 	}
+	targets, err := h.checkLeaves(ctx, s, changes)
 	if err != nil {
 		return bootpoint.Snapshot{}, err
+	}
+	var prepared leafWrite
+	if len(targets) > 0 {
+		w, err := h.leafWriter()
+		if err != nil {
+			return bootpoint.Snapshot{}, err
+		}
+		if prepared, err = w.prepare(ctx, s, targets); err != nil {
+			return bootpoint.Snapshot{}, err
+		}
 	}
 	before := map[string]bool{}
 	for _, t := range snapshotTree(s) {
@@ -69,6 +106,9 @@ func (h *Host) AddBootPoint(ctx context.Context, vm bootpoint.VM, changes []boot
 		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
 		var errs []error
+		if prepared != nil {
+			errs = append(errs, prepared.cleanup(bg))
+		}
 		if s2, lerr := h.load(bg, s.ref()); lerr != nil {
 			errs = append(errs, lerr)
 		} else {
@@ -79,15 +119,17 @@ func (h *Host) AddBootPoint(ctx context.Context, vm bootpoint.VM, changes []boot
 				}
 			}
 		}
-		if written && s.mo.Snapshot != nil && s.mo.Snapshot.CurrentSnapshot != nil {
+		if written {
 			// The host may still be writing an upload the client gave
-			// up on: let it settle, then discard the leaf.
+			// up on: let it settle, then discard the leaves.
 			select {
 			case <-time.After(uploadSettle):
 			case <-bg.Done():
 			}
 			if rerr := h.revert(bg, s, *s.mo.Snapshot.CurrentSnapshot); rerr != nil {
 				errs = append(errs, fmt.Errorf("esx: discarding the half-written leaves of VM %s: %w", s.mo.Name, rerr))
+			} else {
+				errs = append(errs, h.setWriting(bg, s, ""))
 			}
 		}
 		if cerr := errors.Join(errs...); cerr != nil {
@@ -97,17 +139,18 @@ func (h *Host) AddBootPoint(ctx context.Context, vm bootpoint.VM, changes []boot
 		return bootpoint.Snapshot{}, err
 	}
 
-	t := h.transport()
-	for _, w := range plan {
-		// The descriptor first: its marker tells a later run that the
-		// leaf holds a write of ours, however far the extent got.
-		for _, f := range []File{w.descriptor, w.extent} {
-			written = true // a partial upload is discarded too
-			if err := t.Upload(ctx, s.ds, path.Join(s.dir, f.Name), f); err != nil {
-				return fail(fmt.Errorf("esx: VM %s disk %d: uploading %s: %w", s.mo.Name, w.change.Disk, f.Name, err))
-			}
-			log.Debug("esx: uploaded", "file", f.Name)
+	if prepared != nil {
+		if err := h.setWriting(ctx, s, name); err != nil {
+			return fail(err)
 		}
+		written = true
+		if err := prepared.write(ctx); err != nil {
+			return fail(fmt.Errorf("esx: VM %s: writing boot point %q: %w", s.mo.Name, name, err))
+		}
+		if err := prepared.cleanup(ctx); err != nil {
+			return fail(err)
+		}
+		prepared = nil
 	}
 
 	task, err := s.obj.CreateSnapshot(ctx, name, description, false, false)
@@ -122,29 +165,84 @@ func (h *Host) AddBootPoint(ctx context.Context, vm bootpoint.VM, changes []boot
 	if !ok {
 		return fail(fmt.Errorf("esx: VM %s: snapshot %q: task returned %T", s.mo.Name, name, res.Result))
 	}
+	if written {
+		// The boot point exists: a failure to clear the mark only leaves
+		// a stale one, which the next call recognises.
+		if err := h.setWriting(ctx, s, ""); err != nil {
+			log.Warn("esx: clearing the writing mark", "err", err)
+		}
+	}
 	s2, err := h.load(ctx, s.ref())
 	if err != nil {
-		return fail(err)
+		return bootpoint.Snapshot{}, err
 	}
 	for _, tr := range snapshotTree(s2) {
 		if tr.Snapshot.Value == ref.Value {
-			log.Info("esx: boot point added", "snapshot", ref.Value, "disks written", len(plan))
+			log.Info("esx: boot point added", "snapshot", ref.Value, "disks written", len(targets))
 			return toSnapshot(tr, s2), nil
 		}
 	}
 	return fail(fmt.Errorf("esx: VM %s: snapshot %s not in the snapshot tree", s.mo.Name, ref.Value))
 }
 
-// errInterrupted reports a leaf that holds a boot point this package was
-// writing when its process died.
-var errInterrupted = errors.New("esx: the leaf holds an interrupted boot point")
-
 // uploadSettle is how long a host may go on writing an aborted upload.
 const uploadSettle = 500 * time.Millisecond
 
-// planLeafWrites checks the changes against the VM and prepares the new
-// content of each changed disk's leaf. It changes nothing.
-func (h *Host) planLeafWrites(ctx context.Context, s *vmState, changes []bootpoint.Delta) ([]leafWrite, error) {
+// writing returns the boot point the VM's writing mark names, if any.
+func writing(s *vmState) string {
+	for _, o := range s.mo.Config.ExtraConfig {
+		if v := o.GetOptionValue(); v != nil && v.Key == writingKey {
+			if str, ok := v.Value.(string); ok {
+				return str
+			}
+		}
+	}
+	return ""
+}
+
+// setWriting sets the VM's writing mark to name, or removes it ("").
+func (h *Host) setWriting(ctx context.Context, s *vmState, name string) error {
+	task, err := s.obj.Reconfigure(ctx, types.VirtualMachineConfigSpec{
+		ExtraConfig: []types.BaseOptionValue{&types.OptionValue{Key: writingKey, Value: name}},
+	})
+	if err == nil {
+		err = task.Wait(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("esx: VM %s: setting %s: %w", s.mo.Name, writingKey, err)
+	}
+	return nil
+}
+
+// recoverInterrupted handles a writing mark a dead run left: when its
+// snapshot exists the mark is stale and goes; otherwise the leaves hold a
+// partial boot point of ours, discarded by reverting to the current
+// snapshot.
+func (h *Host) recoverInterrupted(ctx context.Context, s *vmState) (*vmState, error) {
+	name := writing(s)
+	if name == "" {
+		return s, nil
+	}
+	exists := false
+	for _, t := range snapshotTree(s) {
+		exists = exists || t.Name == name
+	}
+	if !exists && s.mo.Snapshot != nil && s.mo.Snapshot.CurrentSnapshot != nil {
+		h.logger().Warn("esx: discarding an interrupted boot point", "vm", s.mo.Name, "bootpoint", name)
+		if err := h.revert(ctx, s, *s.mo.Snapshot.CurrentSnapshot); err != nil {
+			return nil, fmt.Errorf("esx: discarding the interrupted boot point %q of VM %s: %w", name, s.mo.Name, err)
+		}
+	}
+	if err := h.setWriting(ctx, s, ""); err != nil {
+		return nil, err
+	}
+	return h.load(ctx, s.ref())
+}
+
+// checkLeaves checks the changes against the VM: powered off, a current
+// snapshot, each changed disk on the new child ESXi made at that
+// snapshot, changes that fit their disks. It changes nothing.
+func (h *Host) checkLeaves(ctx context.Context, s *vmState, changes []bootpoint.Delta) ([]leafTarget, error) {
 	if len(changes) == 0 {
 		return nil, nil
 	}
@@ -152,14 +250,14 @@ func (h *Host) planLeafWrites(ctx context.Context, s *vmState, changes []bootpoi
 		return nil, fmt.Errorf("esx: VM %s is %s: boot points are written with it powered off", s.mo.Name, s.mo.Runtime.PowerState)
 	}
 	if s.mo.Snapshot == nil || s.mo.Snapshot.CurrentSnapshot == nil {
-		return nil, fmt.Errorf("esx: VM %s has no current snapshot: its first boot point takes no changes", s.mo.Name)
+		return nil, fmt.Errorf("%w: VM %s has no current snapshot: its first boot point takes no changes", bootpoint.ErrDiverged, s.mo.Name)
 	}
 	configs, err := h.snapshotConfigs(ctx, s)
 	if err != nil {
 		return nil, err
 	}
 	snapDisks := vmdisks.Of(configs[s.mo.Snapshot.CurrentSnapshot.Value])
-	var plan []leafWrite
+	var out []leafTarget
 	seen := map[int]bool{}
 	for _, c := range changes {
 		if seen[c.Disk] {
@@ -170,6 +268,9 @@ func (h *Host) planLeafWrites(ctx context.Context, s *vmState, changes []bootpoi
 		if err != nil {
 			return nil, err
 		}
+		if _, err := ranges(c); err != nil {
+			return nil, err
+		}
 		if c.Disk >= len(snapDisks) || vmdisks.Flat(snapDisks[c.Disk]) == nil {
 			return nil, fmt.Errorf("%w: disk %d of VM %s is not in its current snapshot", bootpoint.ErrDiverged, c.Disk, s.mo.Name)
 		}
@@ -178,91 +279,21 @@ func (h *Host) planLeafWrites(ctx context.Context, s *vmState, changes []bootpoi
 			return nil, fmt.Errorf("%w: disk %d of VM %s is on %s, not on a new child of its current snapshot's %s",
 				bootpoint.ErrDiverged, c.Disk, s.mo.Name, cur.FileName, frozen.FileName)
 		}
-		w, err := h.planLeaf(ctx, s, c, cur)
-		if err != nil {
-			return nil, err
+		if capacity := diskCapacity(s, c.Disk); capacity != c.Size {
+			return nil, fmt.Errorf("esx: disk %d of VM %s holds %d bytes, the change says %d", c.Disk, s.mo.Name, capacity, c.Size)
 		}
-		plan = append(plan, w)
+		if len(c.Extents) > 0 { // a disk without change is checked, not written
+			out = append(out, leafTarget{change: c, leaf: cur})
+		}
 	}
-	return plan, nil
+	return out, nil
 }
 
-// planLeaf reads disk c.Disk's current leaf and its parent and prepares
-// the leaf's new files, after checking that the leaf is still empty.
-func (h *Host) planLeaf(ctx context.Context, s *vmState, c bootpoint.Delta, cur *types.VirtualDiskFlatVer2BackingInfo) (leafWrite, error) {
-	leafName, err := relName(s, cur.FileName)
-	if err != nil {
-		return leafWrite{}, err
+// diskCapacity is the capacity of disk d in bytes.
+func diskCapacity(s *vmState, d int) int64 {
+	disk := vmdisks.Of(s.mo.Config)[d]
+	if disk.CapacityInBytes > 0 {
+		return disk.CapacityInBytes
 	}
-	parentName, err := relName(s, cur.Parent.FileName)
-	if err != nil {
-		return leafWrite{}, err
-	}
-	leaf, embedded, err := h.readDescriptor(ctx, s.ds, path.Join(s.dir, leafName))
-	if err != nil {
-		return leafWrite{}, err
-	}
-	if embedded || len(leaf.Extents) != 1 || leaf.Extents[0].Type != vmdk.ExtentVMFSSparse {
-		return leafWrite{}, fmt.Errorf("%w: disk %d of VM %s: %s is %q", ErrLeafFormat, c.Disk, s.mo.Name, leafName, leaf.CreateType)
-	}
-	parent, _, err := h.readDescriptor(ctx, s.ds, path.Join(s.dir, parentName))
-	if err != nil {
-		return leafWrite{}, err
-	}
-	if leaf.ParentCID != parent.CID {
-		return leafWrite{}, fmt.Errorf("esx: disk %d of VM %s: %s names parentCID %08x, its parent has %08x", c.Disk, s.mo.Name, leafName, leaf.ParentCID, parent.CID)
-	}
-	if writtenByUs(leaf) {
-		return leafWrite{}, fmt.Errorf("%w: disk %d of VM %s", errInterrupted, c.Disk, s.mo.Name)
-	}
-	extName := path.Join(path.Dir(leafName), leaf.Extents[0].File)
-	if err := h.checkEmpty(ctx, s, extName); err != nil {
-		return leafWrite{}, fmt.Errorf("disk %d: %w", c.Disk, err)
-	}
-	desc, ext, err := leafFill(ctx, leafName, leaf, parent, c)
-	if err != nil {
-		return leafWrite{}, fmt.Errorf("esx: VM %s disk %d: %w", s.mo.Name, c.Disk, err)
-	}
-	return leafWrite{change: c, descriptor: desc, extent: ext}, nil
-}
-
-// checkEmpty tells a leaf extent that holds no data from one someone
-// wrote to.
-func (h *Host) checkEmpty(ctx context.Context, s *vmState, extName string) error {
-	b, err := h.readRange(ctx, s.ds, path.Join(s.dir, extName), 0, maxEmptyLeaf+1)
-	if err != nil {
-		return err
-	}
-	if len(b) > maxEmptyLeaf {
-		return fmt.Errorf("%w: %s of VM %s is larger than an empty delta", bootpoint.ErrDiverged, extName, s.mo.Name)
-	}
-	c, err := vmdk.OpenCOWD(&memRW{b: b}, int64(len(b)))
-	if err != nil {
-		return fmt.Errorf("esx: %s of VM %s: %w", extName, s.mo.Name, err)
-	}
-	if a := c.Allocated(); len(a) > 0 {
-		return fmt.Errorf("%w: %s of VM %s holds data at [%d,%d)", bootpoint.ErrDiverged, extName, s.mo.Name, a[0].Off, a[0].End())
-	}
-	return nil
-}
-
-// memRW is a byte slice read and written at offsets.
-type memRW struct{ b []byte }
-
-func (m *memRW) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 || off >= int64(len(m.b)) {
-		return 0, io.EOF
-	}
-	n := copy(p, m.b[off:])
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
-}
-
-func (m *memRW) WriteAt(p []byte, off int64) (int, error) {
-	if end := off + int64(len(p)); end > int64(len(m.b)) {
-		m.b = append(m.b, make([]byte, end-int64(len(m.b)))...)
-	}
-	return copy(m.b[off:], p), nil
+	return disk.CapacityInKB * 1024
 }

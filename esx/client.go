@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
+	"path/filepath"
 	"reflect"
 	"sync"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"github.com/vmware/govmomi/vim25/methods"
 	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/standbykit/standbykit/bootpoint"
 )
@@ -55,12 +58,21 @@ type Host struct {
 	AdapterType string
 	// Workers compress the base disks' grains; 0 means GOMAXPROCS.
 	Workers int
-	// TempDir holds spooled uploads and disk chains read back for
-	// verification; empty means the system's temporary folder.
+	// TempDir holds spooled uploads, payloads and disk chains read back
+	// for verification; empty means the system's temporary folder.
 	TempDir string
+	// Writer is how boot points reach the standby's disks; empty means
+	// WriterAppliance.
+	Writer Writer
+	// Appliance configures the writer appliance.
+	Appliance ApplianceOptions
 
 	finder *find.Finder
 	login  *relogin
+	// applianceOnce makes applianceTurn, which lets one boot point at a
+	// time use the appliance.
+	applianceOnce sync.Once
+	applianceTurn *semaphore.Weighted
 }
 
 var (
@@ -121,7 +133,19 @@ func Connect(ctx context.Context, cfg Config) (*Host, error) {
 	if err := rl.login(ctx); err != nil {
 		return nil, fmt.Errorf("esx: login to %s: %w", u.Host, err)
 	}
-	h := &Host{Client: c, login: rl}
+	h := &Host{Client: c, login: rl, Writer: cfg.Writer}
+	switch cfg.ApplianceImage {
+	case "":
+	case ApplianceImageNone:
+		h.Appliance.WithoutBootImage = true
+	default:
+		st, err := os.Stat(cfg.ApplianceImage)
+		if err != nil {
+			return nil, fmt.Errorf("esx: appliance image: %w", err)
+		}
+		p := cfg.ApplianceImage
+		h.Appliance.Image = File{Name: filepath.Base(p), Size: st.Size(), Open: func() (io.ReadCloser, error) { return os.Open(p) }}
+	}
 	if err := h.resolve(ctx, cfg); err != nil {
 		_ = h.Close(context.WithoutCancel(ctx))
 		return nil, err

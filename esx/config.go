@@ -21,6 +21,13 @@ const (
 	EnvFolder       = "GOVC_FOLDER"
 	EnvNetwork      = "GOVC_NETWORK"
 	EnvHost         = "GOVC_HOST"
+
+	// EnvWriter names the Writer ("appliance", the default, or "upload").
+	EnvWriter = "STANDBYKIT_WRITER"
+	// EnvApplianceImage is the writer appliance's boot image (the ISO
+	// build-appliance makes); "none" deploys it without one, which only
+	// the simulator (esx/esxsim) runs.
+	EnvApplianceImage = "STANDBYKIT_APPLIANCE_IMAGE"
 )
 
 // Config says how to reach an ESXi host (or vCenter) and where standby VMs
@@ -47,7 +54,19 @@ type Config struct {
 	Folder       string
 	Network      string
 	Host         string
+
+	// Writer is how boot points reach the standby's disks; empty means
+	// WriterAppliance.
+	Writer Writer
+	// ApplianceImage is the path of the writer appliance's boot image,
+	// used when the appliance is deployed; ApplianceImageNone deploys it
+	// without one (for the simulator).
+	ApplianceImage string
 }
+
+// ApplianceImageNone as Config.ApplianceImage deploys the writer
+// appliance without boot media: only the simulator runs it.
+const ApplianceImageNone = "none"
 
 // ConfigFromEnv reads a Config from govc's environment variables through
 // getenv (os.Getenv in production).
@@ -63,6 +82,14 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		Folder:       getenv(EnvFolder),
 		Network:      getenv(EnvNetwork),
 		Host:         getenv(EnvHost),
+
+		Writer:         Writer(getenv(EnvWriter)),
+		ApplianceImage: getenv(EnvApplianceImage),
+	}
+	switch c.Writer {
+	case "", WriterAppliance, WriterUpload:
+	default:
+		return Config{}, fmt.Errorf("esx: %s=%q: want %q or %q", EnvWriter, c.Writer, WriterAppliance, WriterUpload)
 	}
 	if v := getenv(EnvInsecure); v != "" {
 		b, err := strconv.ParseBool(v)

@@ -88,6 +88,7 @@ func runChild(t *testing.T, env *crashEnv, killAt int) int {
 		"GOVC_URL="+env.sim.URL(),
 		"GOVC_INSECURE=1",
 		"GOVC_DATASTORE="+esxsim.Datastore,
+		esx.EnvApplianceImage+"="+esx.ApplianceImageNone,
 		"STANDBYKIT_CRASH_SOURCE="+env.source,
 		"STANDBYKIT_CRASH_IMAGES="+env.images,
 		"STANDBYKIT_CRASH_STATE="+env.state,
@@ -189,6 +190,7 @@ func TestCrashChild(t *testing.T) {
 	host, err := esx.Connect(ctx, cfg)
 	require.NoError(t, err)
 	host.Transport = stepTransport{step: step}
+	host.Appliance.Poll = 10 * time.Millisecond
 	m := &bootpoint.Manager{StatePath: os.Getenv("STANDBYKIT_CRASH_STATE"), Tasks: []*bootpoint.Task{{
 		Name: "crash", Images: os.Getenv("STANDBYKIT_CRASH_IMAGES"), Trigger: bootpoint.Trigger{Kind: bootpoint.Immediately},
 		Standby: &bootpoint.Standby{Hypervisor: stepHost{Host: host, step: step},

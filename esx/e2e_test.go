@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/vmware/govmomi/object"
@@ -44,6 +45,7 @@ func connectSim(t *testing.T) (*esxsim.Simulator, *esx.Host) {
 	h, err := esx.Connect(ctx, esx.Config{URL: sim.URL(), Insecure: true, Datastore: esxsim.Datastore})
 	require.NoError(t, err)
 	h.TempDir = t.TempDir()
+	h.Appliance = esx.ApplianceOptions{WithoutBootImage: true, Poll: 10 * time.Millisecond, Timeout: time.Minute}
 	t.Cleanup(func() { h.Close(context.Background()) })
 	return sim, h
 }

@@ -31,7 +31,10 @@ func Example() {
 	}
 	defer sim.Close()
 
-	host, err := esx.Connect(ctx, esx.Config{URL: sim.URL(), Insecure: true, Datastore: esxsim.Datastore})
+	// The simulator runs the writer appliance's program in process: the
+	// appliance needs no boot image there.
+	host, err := esx.Connect(ctx, esx.Config{URL: sim.URL(), Insecure: true, Datastore: esxsim.Datastore,
+		ApplianceImage: esx.ApplianceImageNone})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -53,10 +56,13 @@ func Example() {
 		log.Fatal(err)
 	}
 
-	// Boot point 1 changes one sector at 1 MiB.
+	// Boot point 1 changes one sector at 1 MiB. Base is what the disk
+	// holds before: the appliance checks it before writing.
+	before := bytes.Clone(disk)
 	copy(disk[1<<20:], "changed by the next backup")
 	snap, err := host.AddBootPoint(ctx, vm, []bootpoint.Delta{{Disk: 0, Size: int64(len(disk)),
-		Extents: []aipimage.Extent{{Off: 1 << 20, Len: 512}}, Source: bytes.NewReader(disk)}}, "bootpoint 0001", "second")
+		Extents: []aipimage.Extent{{Off: 1 << 20, Len: 512}}, Source: bytes.NewReader(disk), Base: bytes.NewReader(before)}},
+		"bootpoint 0001", "second")
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/vmware/govmomi/object"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/standbykit/standbykit/aipimage"
 	"github.com/standbykit/standbykit/bootpoint"
+	"github.com/standbykit/standbykit/esx/esxsim"
 	"github.com/standbykit/standbykit/esx/internal/vmdisks"
 )
 
@@ -72,72 +74,153 @@ func backings(t *testing.T, h *Host, vm bootpoint.VM) [][]string {
 	return out
 }
 
-func TestAddBootPointFailures(t *testing.T) {
+// failureEnv is a VM with two boot points and what a failed boot point
+// must leave as it was.
+type failureEnv struct {
+	t      *testing.T
+	sim    *esxsim.Simulator
+	h      *Host
+	vm     bootpoint.VM
+	cur    [][]byte
+	s1     bootpoint.Snapshot
+	snaps  []bootpoint.Snapshot
+	change []bootpoint.Delta
+	next   [][]byte
+}
+
+func newFailureEnv(t *testing.T, writer Writer) *failureEnv {
 	sim, h := startHost(t)
+	h.Writer = writer
 	ctx := context.Background()
-	vm, cur := createStandby(t, h, bootpoint.VMSpec{Name: "sb"})
-	s0, err := h.AddBootPoint(ctx, vm, nil, "bootpoint 0000", "p0")
+	vm, c0 := createStandby(t, h, bootpoint.VMSpec{Name: "sb"})
+	_, err := h.AddBootPoint(ctx, vm, nil, "bootpoint 0000", "p0")
 	require.NoError(t, err)
-	s1, cur := addPoint(t, h, vm, 1, cur)
+	s1, cur := addPoint(t, h, vm, 1, c0)
 	snaps, err := h.Snapshots(ctx, vm)
 	require.NoError(t, err)
-	// After a failure: the same boot points, each still reading right,
-	// the VM on an empty leaf on top of boot point 1, no stray file.
-	unchanged := func() {
-		t.Helper()
-		now, err := h.Snapshots(ctx, vm)
-		require.NoError(t, err)
-		require.Equal(t, snaps, now)
-		for d := range cur {
-			require.True(t, bytes.Equal(cur[d], readDisk(t, h, vm, s1, d)))
-		}
-		_, _ = s0, sim
-		for d, chain := range backings(t, h, vm) {
-			require.Len(t, chain, 3, "disk %d", d)
-		}
-		requireNoStrayFiles(t, sim)
-		h.Transport = nil
-		_, err = h.planLeafWrites(ctx, mustLoad(t, h, vm), changesOf(cur))
-		require.NoError(t, err, "the leaf is empty again")
+	change, next := nextChanges(2, cur)
+	return &failureEnv{t: t, sim: sim, h: h, vm: vm, cur: cur, s1: s1, snaps: snaps, change: change, next: next}
+}
+
+// add tries boot point 2.
+func (e *failureEnv) add() (bootpoint.Snapshot, error) {
+	return e.h.AddBootPoint(context.Background(), e.vm, e.change, "bootpoint 0002", "p2")
+}
+
+// unchanged checks what a failed boot point must leave: the same boot
+// points, each still reading right, the VM on an empty leaf on top of
+// boot point 1, no stray file, no writing mark.
+func (e *failureEnv) unchanged() {
+	t, h, ctx := e.t, e.h, context.Background()
+	t.Helper()
+	now, err := h.Snapshots(ctx, e.vm)
+	require.NoError(t, err)
+	require.Equal(t, e.snaps, now)
+	for d := range e.cur {
+		require.True(t, bytes.Equal(e.cur[d], readDisk(t, h, e.vm, e.s1, d)))
 	}
-	changes, next := nextChanges(2, cur)
+	for d, chain := range backings(t, h, e.vm) {
+		require.Len(t, chain, 3, "disk %d", d)
+	}
+	requireNoStrayFiles(t, e.sim)
+	s := mustLoad(t, h, e.vm)
+	require.Empty(t, writing(s))
+	targets, err := h.checkLeaves(ctx, s, changesOf(e.cur))
+	require.NoError(t, err)
+	for _, tg := range targets {
+		require.NoError(t, h.checkLeafEmpty(ctx, s, tg), "the leaf is empty again")
+	}
+}
+
+// succeeds checks that boot point 2 goes in now.
+func (e *failureEnv) succeeds() {
+	t := e.t
+	t.Helper()
+	s2, err := e.add()
+	require.NoError(t, err)
+	now, err := e.h.Snapshots(context.Background(), e.vm)
+	require.NoError(t, err)
+	require.Len(t, now, 3)
+	require.Equal(t, s2.ID, now[2].ID)
+	for d := range e.next {
+		require.True(t, bytes.Equal(e.next[d], readDisk(t, e.h, e.vm, s2, d)))
+	}
+	require.Equal(t, []string{"[datastore1] sb/sb_1-000003.vmdk", "[datastore1] sb/sb_1-000002.vmdk", "[datastore1] sb/sb_1-000001.vmdk", "[datastore1] sb/sb_1.vmdk"}, backings(t, e.h, e.vm)[1])
+	requireNoStrayFiles(t, e.sim)
+}
+
+func TestUploadFailures(t *testing.T) {
+	e := newFailureEnv(t, WriterUpload)
 
 	// The extent of disk 1 breaks half-way: disk 0's files were uploaded.
 	ft := &faultyTransport{Transport: DatastoreHTTP{}, failName: "sb_1-000002-delta", failAfter: 2000}
-	h.Transport = ft
-	_, err = h.AddBootPoint(ctx, vm, changes, "bootpoint 0002", "p2")
+	e.h.Transport = ft
+	_, err := e.add()
 	require.ErrorIs(t, err, errInjected)
-	require.EqualValues(t, 4, ft.calls.Load())
-	unchanged()
+	require.EqualValues(t, 3, ft.calls.Load())
+	e.h.Transport = nil
+	e.unchanged()
 
-	// The extent of disk 0 fails outright (its descriptor was written).
-	h.Transport = &faultyTransport{Transport: DatastoreHTTP{}, failCall: 2}
-	_, err = h.AddBootPoint(ctx, vm, changes, "bootpoint 0002", "p2")
+	// The descriptor of disk 0 fails outright (its extent was written).
+	e.h.Transport = &faultyTransport{Transport: DatastoreHTTP{}, failCall: 2}
+	_, err = e.add()
 	require.ErrorIs(t, err, errInjected)
-	unchanged()
+	e.h.Transport = nil
+	e.unchanged()
 
 	// The snapshot fails: the leaves were already written.
-	sim.Service.AddFaultRule(&simulator.FaultInjectionRule{
+	e.sim.Service.AddFaultRule(&simulator.FaultInjectionRule{
 		MethodName: "CreateSnapshot_Task", ObjectType: "*", ObjectName: "*",
 		Probability: 1, FaultType: simulator.FaultTypeInvalidState, Message: "injected snapshot failure",
 		MaxCount: 1, Enabled: true,
 	})
-	_, err = h.AddBootPoint(ctx, vm, changes, "bootpoint 0002", "p2")
+	_, err = e.add()
 	require.ErrorContains(t, err, "injected snapshot failure")
-	sim.Service.ClearFaultRules()
-	unchanged()
+	e.sim.Service.ClearFaultRules()
+	e.unchanged()
+	e.succeeds()
+}
 
-	// The retry with a healthy transport succeeds.
-	s2, err := h.AddBootPoint(ctx, vm, changes, "bootpoint 0002", "p2")
+// The writer appliance's failures: the payload import cut, the appliance
+// timing out, damaging what it writes, or its report cut; each leaves the
+// last boot point whole, and the next attempt succeeds.
+func TestApplianceFailures(t *testing.T) {
+	e := newFailureEnv(t, WriterAppliance)
+
+	e.sim.Service.AddFaultRule(&simulator.FaultInjectionRule{
+		MethodName: "HttpNfcLeaseComplete", ObjectType: "*", ObjectName: "*",
+		Probability: 1, FaultType: simulator.FaultTypeGeneric, Message: "injected import failure",
+		MaxCount: 1, Enabled: true,
+	})
+	_, err := e.add()
+	require.ErrorContains(t, err, "injected import failure")
+	e.sim.Service.ClearFaultRules()
+	e.unchanged()
+
+	e.h.Appliance.Timeout = 300 * time.Millisecond
+	e.sim.SetApplianceFault(esxsim.ApplianceHangs)
+	_, err = e.add()
+	require.ErrorIs(t, err, ErrApplianceTimeout)
+	e.h.Appliance.Timeout = time.Minute
+	e.unchanged()
+
+	e.sim.SetApplianceFault(esxsim.ApplianceCorruptsWrites)
+	_, err = e.add()
+	require.ErrorContains(t, err, "read back")
+	e.unchanged()
+
+	e.sim.SetApplianceFault(esxsim.ApplianceBreaksReport)
+	_, err = e.add()
+	require.ErrorContains(t, err, "report")
+	e.unchanged()
+
+	// The appliance is left without disks, powered off, no payload VM.
+	app, err := e.h.FindVM(context.Background(), defaultApplianceName)
 	require.NoError(t, err)
-	now, err := h.Snapshots(ctx, vm)
-	require.NoError(t, err)
-	require.Len(t, now, 3)
-	require.Equal(t, s2.ID, now[2].ID)
-	for d := range next {
-		require.True(t, bytes.Equal(next[d], readDisk(t, h, vm, s2, d)))
-	}
-	require.Equal(t, []string{"[datastore1] sb/sb_1-000003.vmdk", "[datastore1] sb/sb_1-000002.vmdk", "[datastore1] sb/sb_1-000001.vmdk", "[datastore1] sb/sb_1.vmdk"}, backings(t, h, vm)[1])
+	require.Empty(t, vmdisks.Of(mustLoad(t, e.h, app).mo.Config))
+	_, err = e.h.FindVM(context.Background(), payloadVMPrefix+"x")
+	require.ErrorIs(t, err, bootpoint.ErrNotFound)
+	e.succeeds()
 }
 
 func mustLoad(t *testing.T, h *Host, vm bootpoint.VM) *vmState {
@@ -151,7 +234,7 @@ func mustLoad(t *testing.T, h *Host, vm bootpoint.VM) *vmState {
 func changesOf(cur [][]byte) []bootpoint.Delta {
 	var out []bootpoint.Delta
 	for d, b := range cur {
-		out = append(out, bootpoint.Delta{Disk: d, Size: int64(len(b)), Extents: []aipimage.Extent{{Off: 0, Len: 512}}, Source: bytes.NewReader(b)})
+		out = append(out, bootpoint.Delta{Disk: d, Size: int64(len(b)), Extents: []aipimage.Extent{{Off: 0, Len: 512}}, Source: bytes.NewReader(b), Base: bytes.NewReader(b)})
 	}
 	return out
 }

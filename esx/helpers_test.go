@@ -34,9 +34,13 @@ func startHost(t *testing.T) (*esxsim.Simulator, *Host) {
 	h, err := Connect(ctx, simConfig(sim))
 	require.NoError(t, err)
 	h.TempDir = t.TempDir()
+	h.Appliance = simAppliance
 	t.Cleanup(func() { _ = h.Close(context.Background()) })
 	return sim, h
 }
+
+// simAppliance is the writer appliance as the simulator runs it.
+var simAppliance = ApplianceOptions{WithoutBootImage: true, Poll: 10 * time.Millisecond, Timeout: time.Minute}
 
 // testDiskSizes are the disks of the test VMs: 2 MiB, and 3 MiB + 512
 // bytes (not a whole number of 2 MiB grain-table regions).
@@ -90,7 +94,7 @@ func nextChanges(k int, cur [][]byte) ([]bootpoint.Delta, [][]byte) {
 		for i, e := range exts {
 			randomData(uint64(k*1000+d*10+i), b[e.Off:e.Off+e.Len])
 		}
-		deltas = append(deltas, bootpoint.Delta{Disk: d, Size: size, Extents: exts, Source: bytes.NewReader(b)})
+		deltas = append(deltas, bootpoint.Delta{Disk: d, Size: size, Extents: exts, Source: bytes.NewReader(b), Base: bytes.NewReader(old)})
 		next = append(next, b)
 	}
 	return deltas, next

@@ -345,6 +345,12 @@ func (h *Host) Revert(ctx context.Context, vm bootpoint.VM, sn bootpoint.Snapsho
 	if err := h.revert(ctx, s, t.Snapshot); err != nil {
 		return fmt.Errorf("esx: reverting VM %s to %q: %w", s.mo.Name, t.Name, err)
 	}
+	// The revert discarded whatever an interrupted boot point wrote.
+	if writing(s) != "" {
+		if err := h.setWriting(ctx, s, ""); err != nil {
+			return err
+		}
+	}
 	h.logger().Info("esx: reverted", "vm", s.mo.Name, "snapshot", t.Name)
 	return nil
 }

@@ -71,23 +71,9 @@ func (h *Host) baseStream(ctx context.Context, vmName string, d bootpoint.Delta)
 	}}, nil
 }
 
-// writtenMarker is the ddb key of a leaf descriptor this package wrote:
-// its value is the CID it gave the leaf. The host gives a disk a new CID
-// when it first writes to it, so a leaf whose CID still equals the marker
-// holds only what this package wrote (a boot point whose snapshot was
-// never taken: the process died), and may be discarded.
-const writtenMarker = "ddb.standbykit.writtenCID"
-
-// writtenByUs tells whether a leaf descriptor holds only what this
-// package wrote into it.
-func writtenByUs(leaf *vmdk.Descriptor) bool {
-	return leaf.Get(writtenMarker) == fmt.Sprintf("%08x", leaf.CID)
-}
-
 // leafFill is the content of an empty vmfsSparse leaf filled with a
 // boot point's changes: the same descriptor (parent, parentCID, file
-// names) with a new CID and the written marker, and a new extent holding
-// the changed sectors.
+// names) with a new CID, and a new extent holding the changed sectors.
 func leafFill(ctx context.Context, leafName string, leaf *vmdk.Descriptor, parent *vmdk.Descriptor, d bootpoint.Delta) (descriptor, extentFile File, err error) {
 	if len(leaf.Extents) != 1 || leaf.Extents[0].Type != vmdk.ExtentVMFSSparse {
 		return File{}, File{}, fmt.Errorf("%w: leaf %s is %s, not one vmfsSparse extent", ErrLeafFormat, leafName, leaf.CreateType)
@@ -106,7 +92,6 @@ func leafFill(ctx context.Context, leafName string, leaf *vmdk.Descriptor, paren
 	desc := *leaf
 	desc.DDB = slices.Clone(leaf.DDB)
 	desc.SetCID(vmdk.NewCID())
-	desc.Set(writtenMarker, fmt.Sprintf("%08x", desc.CID))
 	text, err := desc.MarshalText()
 	if err != nil {
 		return File{}, File{}, err

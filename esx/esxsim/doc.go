@@ -7,7 +7,8 @@
 //
 // Start runs vcsim's ESX model with one datastore, Datastore, kept in a
 // local folder, so that tests can read every disk file with independent
-// tools (qemu-img). Only User and Password log in.
+// tools (qemu-img), and reported as NFS (its deltas are vmfsSparse
+// files). Only User and Password log in.
 //
 // vcsim itself keeps no disk content and its snapshots touch no disk
 // file. esxsim adds what ESXi does, on VMFS5 and NFS datastores:
@@ -31,6 +32,14 @@
 //   - The current leaf is writable: WriteDisk writes into it as a guest
 //     would (the COWD extent grows grain by grain, and the disk gets a new
 //     content ID, as ESXi gives one on the first write).
+//
+// A VM whose notes mark it as StandbyKit's writer appliance
+// (appliance.IsApplianceAnnotation) runs the appliance's program in
+// process when powered on: appliance.Apply against the disks attached to
+// it (the first one the payload, the others the leaves it writes, which
+// get new content IDs), its report into the file its serial port is
+// backed by, then it powers itself off. SetApplianceFault makes its next
+// run hang, damage the data it writes, or cut its report.
 //
 // The snapshot methods esxsim does not model (CreateSnapshotEx,
 // RevertToCurrentSnapshot, RemoveAllSnapshots, ConsolidateVMDisks) fail

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/vmware/govmomi/object"
@@ -26,9 +27,10 @@ func start(t *testing.T) (*esxsim.Simulator, *esx.Host) {
 	sim, err := esxsim.Start(ctx, t.TempDir())
 	require.NoError(t, err)
 	t.Cleanup(sim.Close)
-	h, err := esx.Connect(ctx, esx.Config{URL: sim.URL(), Insecure: true, Datastore: esxsim.Datastore})
+	h, err := esx.Connect(ctx, esx.Config{URL: sim.URL(), Insecure: true, Datastore: esxsim.Datastore, ApplianceImage: esx.ApplianceImageNone})
 	require.NoError(t, err)
 	h.TempDir = t.TempDir()
+	h.Appliance.Poll = 10 * time.Millisecond
 	t.Cleanup(func() { h.Close(context.Background()) })
 	return sim, h
 }
@@ -84,7 +86,7 @@ func TestBranchedTree(t *testing.T) {
 	change := func(d []byte, off int64, fill byte) ([]byte, []bootpoint.Delta) {
 		n := bytes.Clone(d)
 		copy(n[off:], bytes.Repeat([]byte{fill}, 512))
-		return n, []bootpoint.Delta{{Size: int64(len(n)), Extents: []aipimage.Extent{{Off: off, Len: 512}}, Source: bytes.NewReader(n)}}
+		return n, []bootpoint.Delta{{Size: int64(len(n)), Extents: []aipimage.Extent{{Off: off, Len: 512}}, Source: bytes.NewReader(n), Base: bytes.NewReader(d)}}
 	}
 	d1, ch1 := change(d0, 4096, 0x33)
 	s1, err := h.AddBootPoint(ctx, vm, ch1, "s1", "")

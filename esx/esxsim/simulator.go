@@ -50,7 +50,9 @@ type Simulator struct {
 
 	// disks serializes the work on disk files (snapshots, consolidation,
 	// writes into leaves).
-	disks sync.Mutex
+	disks          sync.Mutex
+	faultMu        sync.Mutex
+	applianceFault ApplianceFault
 	// lockOwner is the simulator context this package locks vcsim's
 	// objects on behalf of, outside vcsim's own calls.
 	lockOwner *simulator.Context
@@ -104,8 +106,16 @@ func Start(ctx context.Context, dir string) (s *Simulator, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("esxsim: simulator datastore system: %w", err)
 	}
-	if _, err := dss.CreateLocalDatastore(ctx, Datastore, dir); err != nil {
+	dsObj, err := dss.CreateLocalDatastore(ctx, Datastore, dir)
+	if err != nil {
 		return nil, fmt.Errorf("esxsim: simulator datastore: %w", err)
+	}
+	// Its deltas are vmfsSparse files, as on an NFS datastore: say so,
+	// where vcsim says "OTHER".
+	if sds, ok := m.Map().Get(dsObj.Reference()).(*simulator.Datastore); ok {
+		m.Map().WithLock(s.lockOwner, sds, func() {
+			sds.Summary.Type = string(types.HostFileSystemVolumeFileSystemTypeNFS)
+		})
 	}
 	ns, err := host.ConfigManager().NetworkSystem(ctx)
 	if err != nil {

@@ -25,7 +25,7 @@ import (
 // the answer released; if the disk work fails, the task fails.
 
 var (
-	soapCall   = regexp.MustCompile(`<(CreateSnapshot_Task|RemoveSnapshot_Task|RevertToSnapshot_Task|CreateSnapshotEx_Task|RevertToCurrentSnapshot_Task|RemoveAllSnapshots_Task|ConsolidateVMDisks_Task)[\s>]`)
+	soapCall   = regexp.MustCompile(`<(PowerOnVM_Task|CreateSnapshot_Task|RemoveSnapshot_Task|RevertToSnapshot_Task|CreateSnapshotEx_Task|RevertToCurrentSnapshot_Task|RemoveAllSnapshots_Task|ConsolidateVMDisks_Task)[\s>]`)
 	soapThis   = regexp.MustCompile(`<_this[^>]*>([^<]+)</_this>`)
 	soapTask   = regexp.MustCompile(`<returnval[^>]*>(task-[^<]+)</returnval>`)
 	removeKids = regexp.MustCompile(`<removeChildren>\s*(true|1)\s*</removeChildren>`)
@@ -59,6 +59,8 @@ func (s *Simulator) serveSDK(w http.ResponseWriter, r *http.Request) {
 		before = s.removeSnapshot(ref)
 	case "RevertToSnapshot_Task":
 		before = s.revertToSnapshot(ref)
+	case "PowerOnVM_Task":
+		before = s.powerOn(ref)
 	default:
 		writeFault(w, "esxsim: "+method+" is not modelled with its disk semantics")
 		return

@@ -41,6 +41,7 @@ func TestManagerCommands(t *testing.T) {
 	t.Setenv("GOVC_URL", sim.URL())
 	t.Setenv("GOVC_INSECURE", "true")
 	t.Setenv("GOVC_DATASTORE", esxsim.Datastore)
+	t.Setenv(esx.EnvApplianceImage, esx.ApplianceImageNone)
 
 	dir := t.TempDir()
 	for i, name := range []string{"web01", "db01"} {

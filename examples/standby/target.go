@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"time"
 
 	"github.com/standbykit/standbykit/esx"
 	"github.com/standbykit/standbykit/esx/esxsim"
@@ -38,7 +39,7 @@ func connect(ctx context.Context, simDir string, logger *slog.Logger, out io.Wri
 			return nil, err
 		}
 		t.sim.Logger = logger
-		cfg = esx.Config{URL: t.sim.URL(), Insecure: true, Datastore: esxsim.Datastore}
+		cfg = esx.Config{URL: t.sim.URL(), Insecure: true, Datastore: esxsim.Datastore, ApplianceImage: esx.ApplianceImageNone}
 		t.name = "simulator"
 		fmt.Fprintf(out, "   (GOVC_URL is not set: using govmomi's vSphere simulator, datastore in %s)\n", simDir)
 	} else {
@@ -56,6 +57,11 @@ func connect(ctx context.Context, simDir string, logger *slog.Logger, out io.Wri
 		return nil, err
 	}
 	t.host.Logger = logger
+	if t.sim != nil {
+		// The simulator runs the writer appliance's program in process:
+		// no need to wait long between looks.
+		t.host.Appliance.Poll = 20 * time.Millisecond
+	}
 	return t, nil
 }
 
