@@ -8,6 +8,7 @@ import (
 	"path"
 	"time"
 
+	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
@@ -76,8 +77,7 @@ type applianceWrite struct {
 	app       *vmState     // the appliance, once acquired
 	release   func()       // releases the appliance
 	payloadVM bootpoint.VM // the payload's VM, once imported
-	attached  []types.BaseVirtualDevice
-	report    string // datastore path of the run's report, relative to the datastore
+	report    string       // the run's report file, relative to the datastore
 }
 
 func (a *applianceWriter) prepare(ctx context.Context, s *vmState, targets []leafTarget) (leafWrite, error) {
@@ -228,10 +228,6 @@ func (w *applianceWrite) attach(ctx context.Context) error {
 	if err == nil {
 		err = task.Wait(ctx)
 	}
-	if app2, lerr := h.load(context.WithoutCancel(ctx), app.ref()); lerr == nil {
-		w.app = app2
-		w.attached = attachedDisks(app2)
-	}
 	if err != nil {
 		return fmt.Errorf("attaching the disks to the appliance %s: %w", app.mo.Name, err)
 	}
@@ -255,7 +251,7 @@ func (w *applianceWrite) cleanup(ctx context.Context) error {
 		if w.report != "" {
 			errs = append(errs, h.transport().Delete(ctx, w.app.ds, w.report))
 		}
-		w.app, w.attached, w.report = nil, nil, ""
+		w.app, w.report = nil, ""
 	}
 	if w.payloadVM.ID != "" {
 		errs = append(errs, h.DestroyVM(ctx, w.payloadVM))
@@ -393,8 +389,12 @@ func (h *Host) ensureAppliance(ctx context.Context) (*vmState, error) {
 // removeStalePayloads deletes the payload VMs a dead run left.
 func (h *Host) removeStalePayloads(ctx context.Context) error {
 	vms, err := h.finder.VirtualMachineList(ctx, payloadVMPrefix+"*")
+	var none *find.NotFoundError
+	if errors.As(err, &none) {
+		return nil
+	}
 	if err != nil {
-		return nil // none
+		return fmt.Errorf("esx: looking for stale payload VMs: %w", err)
 	}
 	var errs []error
 	for _, v := range vms {

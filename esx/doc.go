@@ -30,21 +30,32 @@
 // snapshot's delta, and a revert discards the current leaf and starts a
 // new empty one.
 //
-// How the changes reach the leaf: today by upload, where the leaf is a
-// vmfsSparse delta (VMFS5 and NFS datastores, disks under 2 TiB): its
-// descriptor (same parent, same names, a new CID and a marker naming that
-// CID) and then its extent (a COWD file holding the changed sectors) are
-// replaced through the datastore's file interface. Other leaf formats
-// (VMFS6's SEsparse, vSAN objects) are refused with ErrLeafFormat; the
-// writer appliance, which writes through ESXi's own disk stack, is the
-// next step. Before writing, the leaf must be the empty child of the
-// current snapshot: a leaf someone wrote to (a powered-on standby, a
-// failover) is refused with bootpoint.ErrDiverged. A leaf that holds only
-// an interrupted write of this package (its CID is still the one the
-// marker names: the host gives a disk a new CID when it first writes to
-// it) is discarded by a revert and written again. Any failure removes a
-// snapshot the call made and reverts the VM to its current snapshot,
-// which discards the half-written leaf.
+// How the changes reach the leaf is the Writer's business. The default,
+// WriterAppliance, writes through ESXi's own disk stack, whatever the
+// delta format (VMFS6's SEsparse, vSAN objects, disks of 2 TiB and more):
+// the changes and a guard (the CRC of what each disk holds at those
+// ranges, from Delta.Base) travel as a payload (package esx/appliance)
+// imported through NFC as the only disk of a throwaway VM that is never
+// powered on; the payload disk and the standby's leaves are attached to
+// the writer appliance, a small VM deployed once per host (found by its
+// annotation, redeployed when appliance.Version changes); it checks the
+// guard, writes, reads back, reports to its serial port (a datastore file)
+// and powers itself off; the report is read, the disks detached and the
+// payload VM destroyed. Runs on one Host take turns at the appliance.
+// WriterUpload, the opt-in fast path, replaces each vmfsSparse leaf's
+// extent and descriptor through the datastore file interface; it is
+// refused (ErrLeafFormat) unless the datastore is NFS or VMFS 5 and the
+// leaf is vmfsSparse.
+//
+// Before writing, each leaf must be the empty child of the current
+// snapshot (where its format can be read, vmfsSparse, it is checked to
+// hold no data): a leaf someone wrote to (a powered-on standby, a
+// failover) is refused with bootpoint.ErrDiverged. While a boot point is
+// being written, the standby's extraConfig carries a writing mark; found
+// at the start of AddBootPoint, it means a run died mid-write, and the
+// VM is reverted to its current snapshot, which discards the partial
+// leaves (Revert clears the mark too). Any failure removes a snapshot the
+// call made and reverts the VM to its current snapshot.
 //
 // The session is kept alive (session/keepalive) and, when the server
 // reports NotAuthenticated (as a fault, or per object in a property
@@ -57,10 +68,14 @@
 //     and are the lease's disk URLs in disk order (they are matched by
 //     order)?
 //   - Replacing a vmfsSparse redo log's descriptor and extent through the
-//     datastore file interface: does ESXi open the replaced leaf (the
-//     file interface stores bytes as sent; no public report of ESXi
-//     opening a COWD file another program wrote was found)? This is why
-//     the writer appliance will be the default.
+//     datastore file interface (WriterUpload): does ESXi open the
+//     replaced leaf (the file interface stores bytes as sent; no public
+//     report of ESXi opening a COWD file another program wrote was
+//     found)? This is why the writer appliance is the default.
+//   - The appliance: attaching another VM's snapshot leaf and a disk of
+//     a registered, powered-off VM (the payload's) to a running or
+//     powered-off VM; the serial port file written only at power-off;
+//     whether ESXi's kernel console and BIOS stay off the serial port.
 //   - ESXi's own redo logs name their parent with an absolute
 //     /vmfs/volumes path; the simulator's name it relative.
 //   - Test clones name their parent as "../<standby>/<leaf>.vmdk".
