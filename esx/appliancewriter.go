@@ -141,15 +141,19 @@ func (w *applianceWrite) write(ctx context.Context) error {
 	if w.app, w.release, err = h.acquireAppliance(ctx); err != nil {
 		return err
 	}
+	log := h.logger().With("vm", w.s.mo.Name, "payload", w.id)
 	if err := w.importPayload(ctx); err != nil {
 		return err
 	}
+	log.Debug("esx: payload imported", "bytes", w.size)
 	if err := w.attach(ctx); err != nil {
 		return err
 	}
+	log.Debug("esx: disks attached to the appliance")
 	if err := h.runAppliance(ctx, w.app); err != nil {
 		return err
 	}
+	log.Debug("esx: the appliance powered itself off")
 	r, _, err := h.transport().Download(ctx, w.app.ds, w.report)
 	if err != nil {
 		return fmt.Errorf("reading the appliance's report: %w", err)
@@ -158,7 +162,7 @@ func (w *applianceWrite) write(ctx context.Context) error {
 	if err := appliance.ReadReport(r, w.id); err != nil {
 		return fmt.Errorf("the appliance's report: %w", err)
 	}
-	h.logger().Info("esx: appliance wrote the boot point", "vm", w.s.mo.Name, "payload", w.id, "bytes", w.size)
+	log.Info("esx: appliance wrote the boot point", "bytes", w.size)
 	return nil
 }
 

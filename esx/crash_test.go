@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -191,6 +192,10 @@ func TestCrashChild(t *testing.T) {
 	require.NoError(t, err)
 	host.Transport = stepTransport{step: step}
 	host.Appliance.Poll = 10 * time.Millisecond
+	// Every step esx logs is a place to die at too: inside the writer
+	// appliance's sequence (payload imported, disks attached, appliance
+	// run, report read).
+	host.Logger = slog.New(stepHandler{step: step})
 	m := &bootpoint.Manager{StatePath: os.Getenv("STANDBYKIT_CRASH_STATE"), Tasks: []*bootpoint.Task{{
 		Name: "crash", Images: os.Getenv("STANDBYKIT_CRASH_IMAGES"), Trigger: bootpoint.Trigger{Kind: bootpoint.Immediately},
 		Standby: &bootpoint.Standby{Hypervisor: stepHost{Host: host, step: step},
@@ -217,6 +222,17 @@ func TestCrashChild(t *testing.T) {
 	}
 	fmt.Println("DONE")
 }
+
+// stepHandler announces each message logged.
+type stepHandler struct{ step func(string, ...any) }
+
+func (h stepHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h stepHandler) Handle(_ context.Context, r slog.Record) error {
+	h.step("log %s", r.Message)
+	return nil
+}
+func (h stepHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h stepHandler) WithGroup(string) slog.Handler      { return h }
 
 // stepHost announces each change it makes to the VM.
 type stepHost struct {
