@@ -39,6 +39,12 @@ func TestLayers(t *testing.T) {
 		{"vmdk", []string{module + "/aipimage", module + "/bootpoint", module + "/esx", "github.com/vmware/govmomi"}},
 		{"p2v", []string{module + "/vmdk", module + "/bootpoint", module + "/esx", "github.com/vmware/govmomi"}},
 		{"esx", []string{"github.com/vmware/govmomi/simulator", module + "/esx/esxsim"}},
+		// The appliance's data path, its /init program and its image
+		// builder run inside the appliance or on the build machine: no
+		// vSphere there.
+		{"esx/appliance", []string{"github.com/vmware/govmomi", module + "/vmdk", module + "/bootpoint"}},
+		{"esx/appliance/image", []string{"github.com/vmware/govmomi", module + "/vmdk", module + "/bootpoint"}},
+		{"esx/appliance/cmd/standbykit-writer", []string{"github.com/vmware/govmomi", module + "/vmdk", module + "/bootpoint"}},
 	} {
 		for _, d := range deps(t, tc.pkg) {
 			for _, f := range tc.forbidden {

@@ -26,6 +26,8 @@ var packages = map[string]string{
 	"mkfs.ext4": "e2fsprogs",
 	"e2fsck":    "e2fsprogs",
 	"cpio":      "cpio",
+
+	"qemu-system-x86_64": "qemu-system-x86", // the writer appliance's boot test
 }
 
 // Require returns the path of tool, or skips (fails, in CI) the test.

@@ -1,0 +1,284 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/standbykit/standbykit/esx/appliance"
+	"github.com/standbykit/standbykit/esx/appliance/image"
+	"github.com/standbykit/standbykit/esx/appliance/internal/kerneltest"
+	"github.com/standbykit/standbykit/internal/extent"
+	"github.com/standbykit/standbykit/internal/oracle"
+)
+
+// bootTimeout bounds one boot under TCG (they take about 10 s here).
+const bootTimeout = 3 * time.Minute
+
+// controllers attach the disks to the VM as each controller StandbyKit
+// gives standby VMs would.
+var controllers = map[string]func(ids []string) []string{
+	"pvscsi": func(ids []string) []string {
+		args := []string{"-device", "pvscsi,id=c"}
+		for _, id := range ids {
+			args = append(args, "-device", "scsi-hd,bus=c.0,drive="+id)
+		}
+		return args
+	},
+	"lsisas": func(ids []string) []string {
+		// QEMU's SAS1068 reports a disk's WWN as its SAS address, and
+		// Linux's mptsas ignores devices whose address is 0, the default.
+		args := []string{"-device", "mptsas1068,id=c"}
+		for i, id := range ids {
+			args = append(args, "-device", fmt.Sprintf("scsi-hd,bus=c.0,drive=%s,wwn=0x5000c5000000%04x", id, i+1))
+		}
+		return args
+	},
+	"ahci": func(ids []string) []string {
+		args := []string{"-device", "ahci,id=ahci"}
+		for i, id := range ids {
+			args = append(args, "-device", fmt.Sprintf("ide-hd,bus=ahci.%d,drive=%s", i, id))
+		}
+		return args
+	},
+	"nvme": func(ids []string) []string {
+		var args []string
+		for _, id := range ids {
+			args = append(args, "-device", "nvme,serial=sbk-"+id+",drive="+id)
+		}
+		return args
+	},
+}
+
+// bootDisk is a target disk of the boot test: its content before and the
+// content the payload makes of it.
+type bootDisk struct {
+	base, want []byte
+	extents    []extent.Extent
+}
+
+// TestBoot boots the appliance built by image.Build (what
+// build-appliance runs) in QEMU under TCG, with a payload disk and two
+// target disks on each disk controller in turn, and checks that it loads
+// its modules, finds the disks, applies the payload (the targets are then
+// base ⊕ changes byte for byte), reports on its second serial port and
+// powers itself off; and, once, with a payload made for other content:
+// the report tells a guard mismatch and the disks are left as they were.
+func TestBoot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a VM: not in -short")
+	}
+	qemu := oracle.Require(t, "qemu-system-x86_64")
+	k := kerneltest.Kernel(t)
+	out := t.TempDir()
+	start := time.Now()
+	res, err := image.Build(context.Background(), image.Options{Out: out, KernelRoot: k.Root})
+	require.NoError(t, err)
+	t.Logf("appliance built in %v: kernel %s, modules %v", time.Since(start).Round(time.Millisecond), k.Version, res.Modules)
+
+	r := rand.New(rand.NewPCG(5, 6))
+	disks := []*bootDisk{
+		{base: randomBytes(r, 64<<20), extents: []extent.Extent{
+			{Off: 0, Len: 1 << 20}, {Off: 10<<20 + 512, Len: 4<<20 + 1536}, {Off: 63 << 20, Len: 1 << 20}}},
+		{base: randomBytes(r, 96<<20), extents: []extent.Extent{
+			{Off: 4096, Len: 512}, {Off: 50 << 20, Len: 9 << 20}, {Off: 96<<20 - 512, Len: 512}}},
+	}
+	for _, d := range disks {
+		d.want = bytes.Clone(d.base)
+		for _, e := range d.extents {
+			copy(d.want[e.Off:e.End()], randomBytes(r, int(e.Len)))
+		}
+	}
+	makePayload := func(bases ...[]byte) ([]byte, string) {
+		var targets []appliance.Target
+		for i, d := range disks {
+			targets = append(targets, appliance.Target{Capacity: int64(len(d.base)), Extents: d.extents,
+				Source: bytes.NewReader(d.want), Base: bytes.NewReader(bases[i])})
+		}
+		var p bytes.Buffer
+		id, _, err := appliance.WritePayload(context.Background(), &p, targets)
+		require.NoError(t, err)
+		return p.Bytes(), id
+	}
+	payload, id := makePayload(disks[0].base, disks[1].base)
+	other := bytes.Clone(disks[1].base)
+	other[50<<20+12345] ^= 0x40
+	wrongPayload, wrongID := makePayload(disks[0].base, other)
+
+	type bootCase struct {
+		name, controller string
+		payload          []byte
+		id               string
+		ok               bool
+		iso              bool
+	}
+	cases := []bootCase{
+		{"pvscsi", "pvscsi", payload, id, true, false},
+		{"lsisas", "lsisas", payload, id, true, false},
+		{"ahci", "ahci", payload, id, true, false},
+		{"nvme", "nvme", payload, id, true, false},
+		{"guard-mismatch", "pvscsi", wrongPayload, wrongID, false, false},
+		// As on ESXi: booted from the ISO image with ESXi's command line,
+		// the report on the one serial port.
+		{"iso", "pvscsi", payload, id, true, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			iso := ""
+			if c.iso {
+				iso = buildISO(t, out)
+			}
+			t.Parallel()
+			dir := t.TempDir()
+			// The payload between the targets, so that it is neither the
+			// first disk nor the last.
+			files := []string{filepath.Join(dir, "disk0.img"), filepath.Join(dir, "payload.img"), filepath.Join(dir, "disk1.img")}
+			require.NoError(t, os.WriteFile(files[0], disks[0].base, 0o644))
+			require.NoError(t, os.WriteFile(files[1], c.payload, 0o644))
+			require.NoError(t, os.WriteFile(files[2], disks[1].base, 0o644))
+			var ids, args []string
+			for i, f := range files {
+				id := fmt.Sprintf("d%d", i)
+				ids = append(ids, id)
+				args = append(args, "-drive", "if=none,id="+id+",format=raw,file="+f)
+			}
+			args = append(args, controllers[c.controller](ids)...)
+
+			console, report := boot(t, qemu, res, iso, dir, args)
+
+			// The report: JSON lines (after an empty one), the last one
+			// the result.
+			var events []string
+			sc := bufio.NewScanner(bytes.NewReader(report))
+			for sc.Scan() {
+				if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+					continue
+				}
+				var l appliance.ReportLine
+				require.NoError(t, json.Unmarshal(sc.Bytes(), &l), "report line %q", sc.Text())
+				events = append(events, l.Event)
+			}
+			t.Logf("report events: %v", events)
+			require.NotEmpty(t, events, "console:\n%s", tail(console, 40))
+			reportErr := appliance.ReadReport(bytes.NewReader(report), c.id)
+
+			// What the console tells: every module loaded, the disks
+			// found, a power-off rather than a panic.
+			saw := func(want string, yes bool) {
+				t.Helper()
+				if c.iso {
+					return // the console is on the screen
+				}
+				if strings.Contains(console, want) != yes {
+					t.Errorf("the console %s %q:\n%s", map[bool]string{true: "does not tell", false: "tells"}[yes], want, tail(console, 40))
+				}
+			}
+			saw(fmt.Sprintf("standbykit-writer: %d modules loaded", len(res.Modules)), true)
+			saw("modules not loaded", false)
+			saw("holds payload "+c.id, true)
+			saw("reboot: Power down", true)
+			saw("Kernel panic", false)
+			got := make([][]byte, 2)
+			for i, f := range []string{files[0], files[2]} {
+				var err error
+				got[i], err = os.ReadFile(f)
+				require.NoError(t, err)
+			}
+			p, err := os.ReadFile(files[1])
+			require.NoError(t, err)
+			assert.True(t, bytes.Equal(c.payload, p), "the payload disk is never written")
+			if c.ok {
+				require.NoError(t, reportErr, "console:\n%s", tail(console, 40))
+				assert.Equal(t, "done", events[len(events)-1])
+				saw("standbykit-writer: done", true)
+				for i, d := range disks {
+					assert.True(t, bytes.Equal(d.want, got[i]), "disk %d is base ⊕ changes", i)
+				}
+			} else {
+				require.ErrorIs(t, reportErr, appliance.ErrGuard, "console:\n%s", tail(console, 40))
+				assert.Equal(t, "error", events[len(events)-1])
+				saw("standbykit-writer: failed", true)
+				for i, d := range disks {
+					assert.True(t, bytes.Equal(d.base, got[i]), "disk %d is left as it was", i)
+				}
+			}
+		})
+	}
+}
+
+// buildISO makes the ISO image of the boot files in out, once, with
+// ESXi's kernel command line; it skips the test (fails in CI) without
+// xorriso or isolinux.
+func buildISO(t *testing.T, out string) string {
+	t.Helper()
+	oracle.Require(t, "xorriso")
+	for _, f := range []string{image.IsolinuxBin, image.LdlinuxC32} {
+		if _, err := os.Stat(f); err != nil {
+			if os.Getenv("STANDBYKIT_REQUIRE_ORACLES") == "1" {
+				t.Fatalf("%s is required here (apt-get install isolinux syslinux-common): %v", f, err)
+			}
+			t.Skipf("no %s (apt-get install isolinux syslinux-common)", f)
+		}
+	}
+	iso := filepath.Join(out, image.ISOFile)
+	if _, err := os.Stat(iso); err == nil {
+		return iso
+	}
+	f, err := image.BuildISO(context.Background(), out, image.ESXiCmdline)
+	require.NoError(t, err)
+	return f.Path
+}
+
+// boot runs the appliance in QEMU with args added, the console on the
+// first serial port and the report on the second, and returns both once
+// it has powered itself off. With iso, QEMU boots that image from its
+// CD-ROM drive instead, and the report is on the one serial port (the
+// console on the screen, none).
+func boot(t *testing.T, qemu string, res *image.Result, iso, dir string, args []string) (console string, report []byte) {
+	t.Helper()
+	consoleLog, reportFile := filepath.Join(dir, "console.log"), filepath.Join(dir, "report.txt")
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
+	how := []string{
+		"-kernel", res.Vmlinuz, "-initrd", res.Initrd,
+		"-append", "console=ttyS0 panic=-1 standbykit.report=ttyS1",
+		"-serial", "file:" + consoleLog, "-serial", "file:" + reportFile,
+	}
+	if iso != "" {
+		how = []string{"-cdrom", iso, "-boot", "d", "-serial", "file:" + reportFile}
+	}
+	cmd := exec.CommandContext(ctx, qemu, append(append([]string{
+		"-machine", "pc", "-accel", "tcg", "-m", "256", "-smp", "1",
+		"-nodefaults", "-display", "none", "-no-reboot", "-monitor", "none",
+	}, how...), args...)...)
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	c, _ := os.ReadFile(consoleLog)
+	console = string(c)
+	if ctx.Err() != nil {
+		t.Fatalf("the appliance did not power off within %v; console:\n%s", bootTimeout, tail(console, 40))
+	}
+	require.NoError(t, err, "qemu: %s\nconsole:\n%s", out, tail(console, 40))
+	t.Logf("booted, applied and powered off in %v", time.Since(start).Round(100*time.Millisecond))
+	report, err = os.ReadFile(reportFile)
+	require.NoError(t, err)
+	return console, report
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}

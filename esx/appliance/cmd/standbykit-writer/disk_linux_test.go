@@ -1,0 +1,210 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/standbykit/standbykit/esx/appliance"
+	"github.com/standbykit/standbykit/internal/extent"
+)
+
+func randomBytes(r *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	var seed [32]byte
+	for i := range seed {
+		seed[i] = byte(r.Uint32())
+	}
+	_, _ = rand.NewChaCha8(seed).Read(b)
+	return b
+}
+
+// checkDisk reads and writes a disk at random, unaligned places and
+// compares it with a model of its content, then the file itself.
+func checkDisk(t *testing.T, dir string, direct bool) {
+	r := rand.New(rand.NewPCG(1, 2))
+	const size = 3<<20 + 3*4096
+	model := randomBytes(r, size)
+	name := filepath.Join(dir, "disk.img")
+	require.NoError(t, os.WriteFile(name, model, 0o644))
+
+	d, err := openDiskMode(name, true, direct)
+	require.NoError(t, err)
+	defer d.Close()
+	t.Logf("%s: O_DIRECT %v, block %d", dir, d.direct, d.block)
+	if !direct {
+		assert.False(t, d.direct)
+	}
+	assert.Equal(t, int64(size), d.Size())
+
+	for i := range 200 {
+		off := r.Int64N(size)
+		n := r.IntN(min(size-int(off), 1<<20) + 1)
+		if i%3 == 0 { // whole sectors too
+			off &^= 511
+			n &^= 511
+		}
+		if i%2 == 0 {
+			data := randomBytes(r, n)
+			w, err := d.WriteAt(data, off)
+			require.NoError(t, err, "write %d at %d", n, off)
+			require.Equal(t, n, w)
+			copy(model[off:], data)
+		} else {
+			got := make([]byte, n)
+			m, err := d.ReadAt(got, off)
+			require.NoError(t, err, "read %d at %d", n, off)
+			require.Equal(t, n, m)
+			require.True(t, bytes.Equal(model[off:off+int64(n)], got), "read %d at %d", n, off)
+		}
+	}
+
+	// Writes into the two halves of the same blocks, at once.
+	var wg sync.WaitGroup
+	for i := range 16 {
+		off := int64(8192 + i*100)
+		data := bytes.Repeat([]byte{byte(i + 1)}, 100)
+		copy(model[off:], data)
+		wg.Go(func() {
+			_, err := d.WriteAt(data, off)
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+
+	// The end of the disk.
+	buf := make([]byte, 1000)
+	n, err := d.ReadAt(buf, size-300)
+	assert.Equal(t, 300, n)
+	assert.ErrorIs(t, err, io.EOF)
+	assert.Equal(t, model[size-300:], buf[:300])
+	n, err = d.ReadAt(buf, size)
+	assert.Zero(t, n)
+	assert.ErrorIs(t, err, io.EOF)
+	_, err = d.WriteAt(buf, size-300)
+	assert.Error(t, err)
+	_, err = d.WriteAt(buf, -1)
+	assert.Error(t, err)
+	_, err = d.ReadAt(buf, -1)
+	assert.Error(t, err)
+	n, err = d.WriteAt(buf[:300], size-300)
+	assert.NoError(t, err)
+	assert.Equal(t, 300, n)
+	copy(model[size-300:], buf[:300])
+
+	require.NoError(t, d.Sync())
+	onFile, err := os.ReadFile(name)
+	require.NoError(t, err)
+	assert.Equal(t, len(model), len(onFile))
+	assert.True(t, bytes.Equal(model, onFile), "file content")
+
+	ro, err := openDisk(name, false)
+	require.NoError(t, err)
+	defer ro.Close()
+	_, err = ro.WriteAt([]byte{1}, 0)
+	assert.Error(t, err, "read-only")
+}
+
+// TestDisk checks the disk with O_DIRECT where the temporary directory's
+// file system has it (ext4, xfs, tmpfs since Linux 6.6), and without.
+func TestDisk(t *testing.T) {
+	t.Run("direct", func(t *testing.T) { checkDisk(t, t.TempDir(), true) })
+	t.Run("buffered", func(t *testing.T) { checkDisk(t, t.TempDir(), false) })
+}
+
+func TestAlignedBuf(t *testing.T) {
+	for _, n := range []int{1, 4096, chunk} {
+		b := alignedBuf(n)
+		assert.Len(t, b, n)
+		assert.Equal(t, n, cap(b))
+		assert.Zero(t, addr(b)%memAlign)
+	}
+}
+
+// TestWork runs the writer's work on regular files standing for the
+// disks, with a sysfs-like tree listing them: the payload disk is found
+// among them and applied to the targets; a payload made for other
+// content changes nothing.
+func TestWork(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	dev := t.TempDir()
+	sys := fstest.MapFS{}
+	addDisk := func(name string, data []byte, minor int) {
+		require.NoError(t, os.WriteFile(filepath.Join(dev, name), data, 0o644))
+		sys["block/"+name+"/dev"] = &fstest.MapFile{Data: fmt.Appendf(nil, "8:%d\n", minor)}
+		sys["block/"+name+"/size"] = &fstest.MapFile{Data: fmt.Appendf(nil, "%d\n", len(data)/512)}
+		sys["block/"+name+"/device/type"] = &fstest.MapFile{Data: []byte("0\n")}
+	}
+	baseA, baseB := randomBytes(r, 1<<20), randomBytes(r, 3<<19)
+	newA, newB := bytes.Clone(baseA), bytes.Clone(baseB)
+	extA := []extent.Extent{{Off: 0, Len: 4096}, {Off: 65536, Len: 512 * 37}}
+	extB := []extent.Extent{{Off: 512, Len: 1024}, {Off: 1<<20 + 4096, Len: 1 << 18}}
+	for _, e := range extA {
+		copy(newA[e.Off:], randomBytes(r, int(e.Len)))
+	}
+	for _, e := range extB {
+		copy(newB[e.Off:], randomBytes(r, int(e.Len)))
+	}
+	payload := func(baseA []byte) ([]byte, string) {
+		var p bytes.Buffer
+		id, _, err := appliance.WritePayload(context.Background(), &p, []appliance.Target{
+			{Capacity: int64(len(newB)), Extents: extB, Source: bytes.NewReader(newB), Base: bytes.NewReader(baseB)},
+			{Capacity: int64(len(newA)), Extents: extA, Source: bytes.NewReader(newA), Base: bytes.NewReader(baseA)},
+		})
+		require.NoError(t, err)
+		return p.Bytes(), id
+	}
+	good, id := payload(baseA)
+	wrongBase := bytes.Clone(baseA)
+	wrongBase[100] ^= 1
+	wrong, wrongID := payload(wrongBase)
+
+	addDisk("sda", baseA, 0)
+	addDisk("sdb", baseB, 16)
+	addDisk("sdc", wrong, 32)
+	var log strings.Builder
+	e := env{
+		cfg:    config{wait: 0, settle: 0},
+		sys:    sys,
+		devDir: dev,
+		logf:   func(f string, a ...any) { fmt.Fprintf(&log, f+"\n", a...) },
+		poll:   0,
+	}
+	var report bytes.Buffer
+	e.report = &report
+	_, err := work(context.Background(), e)
+	assert.ErrorIs(t, err, appliance.ErrGuard)
+	assert.ErrorIs(t, appliance.ReadReport(bytes.NewReader(report.Bytes()), wrongID), appliance.ErrGuard)
+	for name, want := range map[string][]byte{"sda": baseA, "sdb": baseB} {
+		got, err := os.ReadFile(filepath.Join(dev, name))
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(want, got), "%s unchanged", name)
+	}
+	assert.Contains(t, log.String(), "sdc holds payload "+wrongID)
+
+	require.NoError(t, os.WriteFile(filepath.Join(dev, "sdc"), good, 0o644))
+	sys["block/sdc/size"] = &fstest.MapFile{Data: fmt.Appendf(nil, "%d\n", len(good)/512)}
+	report.Reset()
+	res, err := work(context.Background(), e)
+	require.NoError(t, err, log.String())
+	require.NoError(t, appliance.ReadReport(bytes.NewReader(report.Bytes()), id))
+	assert.Equal(t, id, res.PayloadID)
+	assert.Equal(t, []int{1, 0}, res.Targets) // target 0 (B) on sdb, the second disk
+	for name, want := range map[string][]byte{"sda": newA, "sdb": newB} {
+		got, err := os.ReadFile(filepath.Join(dev, name))
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(want, got), "%s written", name)
+	}
+	t.Log(log.String())
+}
