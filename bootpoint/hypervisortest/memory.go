@@ -414,6 +414,11 @@ func (m *Memory) Revert(ctx context.Context, v bootpoint.VM, s bootpoint.Snapsho
 
 // SetPower powers the VM on or off; doing it twice is no error.
 func (m *Memory) SetPower(ctx context.Context, v bootpoint.VM, on bool) error {
+	return m.withVM(ctx, v, func(vm *memVM) { vm.powered = on })
+}
+
+// withVM runs f on the VM with the Memory locked.
+func (m *Memory) withVM(ctx context.Context, v bootpoint.VM, f func(*memVM)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -423,7 +428,7 @@ func (m *Memory) SetPower(ctx context.Context, v bootpoint.VM, on bool) error {
 	if err != nil {
 		return err
 	}
-	vm.powered = on
+	f(vm)
 	return nil
 }
 
@@ -469,17 +474,7 @@ func (d *memDisk) Close() error {
 
 // ConnectNetwork puts the VM's NIC on network and connects it.
 func (m *Memory) ConnectNetwork(ctx context.Context, v bootpoint.VM, network string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	vm, err := m.vm(v)
-	if err != nil {
-		return err
-	}
-	vm.spec.Network, vm.spec.ConnectNIC = network, true
-	return nil
+	return m.withVM(ctx, v, func(vm *memVM) { vm.spec.Network, vm.spec.ConnectNIC = network, true })
 }
 
 // CloneForTest makes a powered-off VM of that name whose disks hold
