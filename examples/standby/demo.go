@@ -83,6 +83,8 @@ func demo(ctx context.Context, out io.Writer, o demoOptions) error {
 		Progress:   progressPrinter(out),
 	}
 	fmt.Fprintf(out, "\n4. Standby VM %s: one boot point per point\n", vmName)
+	fmt.Fprintln(out, "   (the first imported through NFC; each later one carried by a payload disk to the writer")
+	fmt.Fprintln(out, "   appliance, which writes it into the delta the host made at the last snapshot, then a snapshot)")
 	results, err := sb.Sync(ctx, set)
 	if err != nil {
 		return err
