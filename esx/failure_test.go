@@ -14,9 +14,11 @@ import (
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/session"
 	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/standbykit/standbykit/aipimage"
 	"github.com/standbykit/standbykit/bootpoint"
+	"github.com/standbykit/standbykit/esx/appliance"
 	"github.com/standbykit/standbykit/esx/esxsim"
 	"github.com/standbykit/standbykit/esx/internal/vmdisks"
 )
@@ -262,4 +264,31 @@ func TestLostSession(t *testing.T) {
 	// A lost session seen by a task method (not a property read).
 	require.NoError(t, session.NewManager(h.Client).Logout(ctx))
 	require.NoError(t, h.Revert(ctx, vm, s))
+}
+
+// The appliance is found by its notes: one of an older version is
+// replaced, a foreign VM of its name is never touched.
+func TestApplianceUpgradeAndForeignName(t *testing.T) {
+	e := newFailureEnv(t, WriterAppliance)
+	ctx := context.Background()
+	app, err := e.h.FindVM(ctx, defaultApplianceName)
+	require.NoError(t, err)
+	s := mustLoad(t, e.h, app)
+	task, err := s.obj.Reconfigure(ctx, types.VirtualMachineConfigSpec{Annotation: "StandbyKit writer appliance version 0. Old."})
+	require.NoError(t, err)
+	require.NoError(t, task.Wait(ctx))
+
+	e.succeeds()
+	upgraded, err := e.h.FindVM(ctx, defaultApplianceName)
+	require.NoError(t, err)
+	require.NotEqual(t, app.ID, upgraded.ID, "redeployed")
+	require.Equal(t, appliance.Annotation(), upgraded.Annotation)
+
+	// Another host's VM of that name is not an appliance: refused.
+	h2, err := Connect(ctx, simConfig(e.sim))
+	require.NoError(t, err)
+	defer h2.Close(ctx)
+	h2.Appliance = ApplianceOptions{Name: "sb", WithoutBootImage: true}
+	_, _, err = h2.acquireAppliance(ctx)
+	require.ErrorContains(t, err, "not StandbyKit's writer appliance")
 }
