@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,47 +19,10 @@ import (
 	"github.com/standbykit/standbykit/esx/appliance"
 	"github.com/standbykit/standbykit/esx/appliance/image"
 	"github.com/standbykit/standbykit/esx/appliance/internal/kerneltest"
+	"github.com/standbykit/standbykit/internal/appliancevm"
 	"github.com/standbykit/standbykit/internal/extent"
 	"github.com/standbykit/standbykit/internal/oracle"
 )
-
-// bootTimeout bounds one boot under TCG (they take about 10 s here).
-const bootTimeout = 3 * time.Minute
-
-// controllers attach the disks to the VM as each controller StandbyKit
-// gives standby VMs would.
-var controllers = map[string]func(ids []string) []string{
-	"pvscsi": func(ids []string) []string {
-		args := []string{"-device", "pvscsi,id=c"}
-		for _, id := range ids {
-			args = append(args, "-device", "scsi-hd,bus=c.0,drive="+id)
-		}
-		return args
-	},
-	"lsisas": func(ids []string) []string {
-		// QEMU's SAS1068 reports a disk's WWN as its SAS address, and
-		// Linux's mptsas ignores devices whose address is 0, the default.
-		args := []string{"-device", "mptsas1068,id=c"}
-		for i, id := range ids {
-			args = append(args, "-device", fmt.Sprintf("scsi-hd,bus=c.0,drive=%s,wwn=0x5000c5000000%04x", id, i+1))
-		}
-		return args
-	},
-	"ahci": func(ids []string) []string {
-		args := []string{"-device", "ahci,id=ahci"}
-		for i, id := range ids {
-			args = append(args, "-device", fmt.Sprintf("ide-hd,bus=ahci.%d,drive=%s", i, id))
-		}
-		return args
-	},
-	"nvme": func(ids []string) []string {
-		var args []string
-		for _, id := range ids {
-			args = append(args, "-device", "nvme,serial=sbk-"+id+",drive="+id)
-		}
-		return args
-	},
-}
 
 // bootDisk is a target disk of the boot test: its content before and the
 // content the payload makes of it.
@@ -148,13 +110,8 @@ func TestBoot(t *testing.T) {
 			require.NoError(t, os.WriteFile(files[0], disks[0].base, 0o644))
 			require.NoError(t, os.WriteFile(files[1], c.payload, 0o644))
 			require.NoError(t, os.WriteFile(files[2], disks[1].base, 0o644))
-			var ids, args []string
-			for i, f := range files {
-				id := fmt.Sprintf("d%d", i)
-				ids = append(ids, id)
-				args = append(args, "-drive", "if=none,id="+id+",format=raw,file="+f)
-			}
-			args = append(args, controllers[c.controller](ids)...)
+			args, err := appliancevm.Attach(c.controller, files...)
+			require.NoError(t, err)
 
 			console, report := boot(t, qemu, res, iso, dir, args)
 
@@ -171,7 +128,7 @@ func TestBoot(t *testing.T) {
 				events = append(events, l.Event)
 			}
 			t.Logf("report events: %v", events)
-			require.NotEmpty(t, events, "console:\n%s", tail(console, 40))
+			require.NotEmpty(t, events, "console:\n%s", appliancevm.Tail(console, 40))
 			reportErr := appliance.ReadReport(bytes.NewReader(report), c.id)
 
 			// What the console tells: every module loaded, the disks
@@ -182,7 +139,7 @@ func TestBoot(t *testing.T) {
 					return // the console is on the screen
 				}
 				if strings.Contains(console, want) != yes {
-					t.Errorf("the console %s %q:\n%s", map[bool]string{true: "does not tell", false: "tells"}[yes], want, tail(console, 40))
+					t.Errorf("the console %s %q:\n%s", map[bool]string{true: "does not tell", false: "tells"}[yes], want, appliancevm.Tail(console, 40))
 				}
 			}
 			saw(fmt.Sprintf("standbykit-writer: %d modules loaded", len(res.Modules)), true)
@@ -200,14 +157,14 @@ func TestBoot(t *testing.T) {
 			require.NoError(t, err)
 			assert.True(t, bytes.Equal(c.payload, p), "the payload disk is never written")
 			if c.ok {
-				require.NoError(t, reportErr, "console:\n%s", tail(console, 40))
+				require.NoError(t, reportErr, "console:\n%s", appliancevm.Tail(console, 40))
 				assert.Equal(t, "done", events[len(events)-1])
 				saw("standbykit-writer: done", true)
 				for i, d := range disks {
 					assert.True(t, bytes.Equal(d.want, got[i]), "disk %d is base ⊕ changes", i)
 				}
 			} else {
-				require.ErrorIs(t, reportErr, appliance.ErrGuard, "console:\n%s", tail(console, 40))
+				require.ErrorIs(t, reportErr, appliance.ErrGuard, "console:\n%s", appliancevm.Tail(console, 40))
 				assert.Equal(t, "error", events[len(events)-1])
 				saw("standbykit-writer: failed", true)
 				for i, d := range disks {
@@ -241,44 +198,16 @@ func buildISO(t *testing.T, out string) string {
 	return f.Path
 }
 
-// boot runs the appliance in QEMU with args added, the console on the
-// first serial port and the report on the second, and returns both once
-// it has powered itself off. With iso, QEMU boots that image from its
-// CD-ROM drive instead, and the report is on the one serial port (the
-// console on the screen, none).
+// boot runs the appliance in QEMU with args added (appliancevm.Boot),
+// the console on the first serial port and the report on the second,
+// and returns both once it has powered itself off. With iso, QEMU boots
+// that image from its CD-ROM drive instead, and the report is on the one
+// serial port (the console on the screen, none).
 func boot(t *testing.T, qemu string, res *image.Result, iso, dir string, args []string) (console string, report []byte) {
 	t.Helper()
-	consoleLog, reportFile := filepath.Join(dir, "console.log"), filepath.Join(dir, "report.txt")
-	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
-	defer cancel()
-	how := []string{
-		"-kernel", res.Vmlinuz, "-initrd", res.Initrd,
-		"-append", "console=ttyS0 panic=-1 standbykit.report=ttyS1",
-		"-serial", "file:" + consoleLog, "-serial", "file:" + reportFile,
-	}
-	if iso != "" {
-		how = []string{"-cdrom", iso, "-boot", "d", "-serial", "file:" + reportFile}
-	}
-	cmd := exec.CommandContext(ctx, qemu, append(append([]string{
-		"-machine", "pc", "-accel", "tcg", "-m", "256", "-smp", "1",
-		"-nodefaults", "-display", "none", "-no-reboot", "-monitor", "none",
-	}, how...), args...)...)
-	start := time.Now()
-	out, err := cmd.CombinedOutput()
-	c, _ := os.ReadFile(consoleLog)
-	console = string(c)
-	if ctx.Err() != nil {
-		t.Fatalf("the appliance did not power off within %v; console:\n%s", bootTimeout, tail(console, 40))
-	}
-	require.NoError(t, err, "qemu: %s\nconsole:\n%s", out, tail(console, 40))
-	t.Logf("booted, applied and powered off in %v", time.Since(start).Round(100*time.Millisecond))
-	report, err = os.ReadFile(reportFile)
+	r, err := appliancevm.Boot(context.Background(), appliancevm.VM{
+		Qemu: qemu, Vmlinuz: res.Vmlinuz, Initrd: res.Initrd, ISO: iso, Dir: dir, Args: args})
 	require.NoError(t, err)
-	return console, report
-}
-
-// tail returns the last n lines of s.
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+	t.Logf("booted, applied and powered off in %v", r.Elapsed.Round(100*time.Millisecond))
+	return r.Console, r.Report
 }

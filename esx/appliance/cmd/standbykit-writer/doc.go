@@ -46,9 +46,10 @@
 //
 // On ESXi the console is the VM's screen (console=tty0, see
 // image.ESXiCmdline) and the report goes to ttyS0. Under QEMU, the boot
-// test puts the console on the first serial port and the report on the
-// second: -serial file:console.log -serial file:report.txt, with
-// "console=ttyS0 panic=-1 standbykit.report=ttyS1".
+// test (and the appliance benchmark, internal/bench/appliancebench, both
+// through internal/appliancevm) puts the console on the first serial
+// port and the report on the second: -serial stdio -serial
+// file:report.txt, with "console=ttyS0 panic=-1 standbykit.report=ttyS1".
 //
 // # The boot test
 //

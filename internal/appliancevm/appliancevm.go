@@ -1,0 +1,251 @@
+// Package appliancevm boots the writer appliance (the boot files
+// image.Build makes, or its ISO image) in qemu-system-x86_64 under TCG,
+// with disk images attached on one of the controllers StandbyKit gives
+// standby VMs, and returns what it printed once it has powered itself
+// off: the console, each line stamped with the host time since QEMU
+// started, and the report. The writer's boot test and the appliance
+// benchmark (internal/bench/appliancebench) share it.
+//
+// It lives in the module's internal folder, not under esx/appliance,
+// so that programs outside esx/appliance (the benchmark) may import it.
+package appliancevm
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Cmdline is the kernel command line of a direct kernel boot: the
+// console on the first serial port, the report on the second, and a
+// power-off rather than a hang should the kernel panic (-no-reboot).
+const Cmdline = "console=ttyS0 panic=-1 standbykit.report=ttyS1"
+
+// InitLine is what the kernel prints on the console when it starts the
+// initramfs's /init, the writer.
+const InitLine = "Run /init as init process"
+
+// controllers attach the drives ids to the VM as each controller
+// StandbyKit gives standby VMs would.
+var controllers = map[string]func(ids []string) []string{
+	"pvscsi": func(ids []string) []string {
+		args := []string{"-device", "pvscsi,id=c"}
+		for _, id := range ids {
+			args = append(args, "-device", "scsi-hd,bus=c.0,drive="+id)
+		}
+		return args
+	},
+	"lsisas": func(ids []string) []string {
+		// QEMU's SAS1068 reports a disk's WWN as its SAS address, and
+		// Linux's mptsas ignores devices whose address is 0, the default.
+		args := []string{"-device", "mptsas1068,id=c"}
+		for i, id := range ids {
+			args = append(args, "-device", fmt.Sprintf("scsi-hd,bus=c.0,drive=%s,wwn=0x5000c5000000%04x", id, i+1))
+		}
+		return args
+	},
+	"ahci": func(ids []string) []string {
+		args := []string{"-device", "ahci,id=ahci"}
+		for i, id := range ids {
+			args = append(args, "-device", fmt.Sprintf("ide-hd,bus=ahci.%d,drive=%s", i, id))
+		}
+		return args
+	},
+	"nvme": func(ids []string) []string {
+		var args []string
+		for _, id := range ids {
+			args = append(args, "-device", "nvme,serial=sbk-"+id+",drive="+id)
+		}
+		return args
+	},
+}
+
+// Controllers are the names Attach knows, sorted: ahci, lsisas (LSI
+// Logic SAS, QEMU's mptsas1068), nvme, pvscsi (VMware paravirtual SCSI).
+func Controllers() []string {
+	var names []string
+	for n := range controllers {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Attach returns the QEMU arguments that attach the raw disk images
+// files, in that order, on controller (one of Controllers).
+func Attach(controller string, files ...string) ([]string, error) {
+	attach := controllers[controller]
+	if attach == nil {
+		return nil, fmt.Errorf("appliancevm: unknown controller %q (want one of %s)", controller, strings.Join(Controllers(), ", "))
+	}
+	var ids, args []string
+	for i, f := range files {
+		if strings.Contains(f, ",") {
+			return nil, fmt.Errorf("appliancevm: QEMU cannot take a drive file whose name has a comma: %s", f)
+		}
+		id := fmt.Sprintf("d%d", i)
+		ids = append(ids, id)
+		args = append(args, "-drive", "if=none,id="+id+",format=raw,file="+f)
+	}
+	return append(args, attach(ids)...), nil
+}
+
+// VM is one boot of the appliance.
+type VM struct {
+	// Qemu is the qemu-system-x86_64 program.
+	Qemu string
+	// Vmlinuz and Initrd are the boot files for a direct kernel boot,
+	// with Cmdline; or ISO, if set, is booted from the CD-ROM drive
+	// instead, with the command line it holds, the report on the one
+	// serial port and the console on the screen (none: Run.Console is
+	// empty).
+	Vmlinuz, Initrd string
+	ISO             string
+	// Dir receives console.log and report.txt.
+	Dir string
+	// Args are added to QEMU's command line: the disks (Attach).
+	Args []string
+	// Timeout bounds the boot (DefaultTimeout if 0).
+	Timeout time.Duration
+}
+
+// DefaultTimeout bounds one boot under TCG (about 10 s with small disks).
+const DefaultTimeout = 3 * time.Minute
+
+// Line is one console line and when QEMU printed it.
+type Line struct {
+	At   time.Duration // since QEMU started
+	Text string
+}
+
+// Run is what one boot printed.
+type Run struct {
+	// Cmd is QEMU's command line.
+	Cmd []string
+	// Console is everything on the console; Lines the same, line by line.
+	Console string
+	Lines   []Line
+	// Report is the content of the report's serial port.
+	Report []byte
+	// Elapsed is the wall time from QEMU's start to its exit.
+	Elapsed time.Duration
+}
+
+// At returns when the first console line holding s was printed.
+func (r *Run) At(s string) (time.Duration, bool) {
+	for _, l := range r.Lines {
+		if strings.Contains(l.Text, s) {
+			return l.At, true
+		}
+	}
+	return 0, false
+}
+
+// Boot runs the appliance in QEMU (TCG, one CPU, 256 MiB) and returns
+// what it printed once it has powered itself off; an error, with the end
+// of the console, when QEMU fails or the VM does not power off within
+// the timeout.
+func Boot(ctx context.Context, vm VM) (*Run, error) {
+	timeout := vm.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+	consoleLog, reportFile := filepath.Join(vm.Dir, "console.log"), filepath.Join(vm.Dir, "report.txt")
+	logFile, err := os.Create(consoleLog)
+	if err != nil {
+		return nil, fmt.Errorf("appliancevm: %w", err)
+	}
+	defer logFile.Close()
+	// The console goes to QEMU's standard output, so that each line is
+	// stamped as it comes.
+	how := []string{
+		"-kernel", vm.Vmlinuz, "-initrd", vm.Initrd, "-append", Cmdline,
+		"-serial", "stdio", "-serial", "file:" + reportFile,
+	}
+	if vm.ISO != "" {
+		how = []string{"-cdrom", vm.ISO, "-boot", "d", "-serial", "file:" + reportFile}
+	}
+	args := append(append([]string{
+		"-machine", "pc", "-accel", "tcg", "-m", "256", "-smp", "1",
+		"-nodefaults", "-display", "none", "-no-reboot", "-monitor", "none",
+	}, how...), vm.Args...)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, vm.Qemu, args...)
+	start := time.Now()
+	lw := &lineWriter{start: start, tee: logFile}
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = lw, &stderr
+	err = cmd.Run()
+	r := &Run{Cmd: append([]string{vm.Qemu}, args...), Elapsed: time.Since(start)}
+	r.Console, r.Lines = lw.finish()
+	if ctx.Err() != nil {
+		return r, fmt.Errorf("appliancevm: the appliance did not power off within %v; console:\n%s", timeout, Tail(r.Console, 40))
+	}
+	if err != nil {
+		return r, fmt.Errorf("appliancevm: qemu: %w: %s\nconsole:\n%s", err, bytes.TrimSpace(stderr.Bytes()), Tail(r.Console, 40))
+	}
+	if r.Report, err = os.ReadFile(reportFile); err != nil {
+		return r, fmt.Errorf("appliancevm: %w", err)
+	}
+	return r, nil
+}
+
+// lineWriter keeps what is written to it, stamps each line with the
+// time it was completed, and copies it all to tee.
+type lineWriter struct {
+	start time.Time
+	tee   io.Writer
+
+	mu      sync.Mutex
+	all     bytes.Buffer
+	partial []byte
+	lines   []Line
+	teeErr  error
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	at := time.Since(w.start)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.all.Write(p)
+	if w.teeErr == nil {
+		_, w.teeErr = w.tee.Write(p)
+	}
+	w.partial = append(w.partial, p...)
+	for {
+		i := bytes.IndexByte(w.partial, '\n')
+		if i < 0 {
+			break
+		}
+		w.lines = append(w.lines, Line{At: at, Text: strings.TrimRight(string(w.partial[:i]), "\r")})
+		w.partial = w.partial[i+1:]
+	}
+	return len(p), nil
+}
+
+// finish returns everything written and the lines, the last one even
+// without its newline.
+func (w *lineWriter) finish() (string, []Line) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.partial) > 0 {
+		w.lines = append(w.lines, Line{At: time.Since(w.start), Text: strings.TrimRight(string(w.partial), "\r")})
+		w.partial = nil
+	}
+	return w.all.String(), w.lines
+}
+
+// Tail returns the last n lines of s.
+func Tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
