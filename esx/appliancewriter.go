@@ -207,13 +207,8 @@ func (w *applianceWrite) attach(ctx context.Context) error {
 		files = append(files, t.leaf.FileName)
 	}
 	spec := types.VirtualMachineConfigSpec{}
-	unit := int32(0)
 	for i, f := range files {
-		if unit == 7 { // the controller's own unit
-			unit++
-		}
-		u := unit
-		unit++
+		u := applianceUnit(i)
 		dsRef := app.ds.Reference()
 		d := &types.VirtualDisk{VirtualDevice: types.VirtualDevice{
 			Key: int32(-100 - i), ControllerKey: ctrl, UnitNumber: &u,
@@ -236,6 +231,16 @@ func (w *applianceWrite) attach(ctx context.Context) error {
 		return fmt.Errorf("attaching the disks to the appliance %s: %w", app.mo.Name, err)
 	}
 	return nil
+}
+
+// applianceUnit is the unit number on the appliance's controller of its
+// i-th borrowed disk: the payload at 0, then the targets in their order,
+// skipping the controller's own unit 7.
+func applianceUnit(i int) int32 {
+	if i >= 7 {
+		return int32(i + 1)
+	}
+	return int32(i)
 }
 
 // attachedDisks are the appliance's disks: all of them are borrowed.

@@ -14,6 +14,7 @@ import (
 const (
 	CreateStreamOptimized  = "streamOptimized"
 	CreateMonolithicSparse = "monolithicSparse"
+	CreateTwoGbSparse      = "twoGbMaxExtentSparse"
 	CreateMonolithicFlat   = "monolithicFlat"
 	CreateVMFS             = "vmfs"
 	CreateVMFSSparse       = "vmfsSparse"

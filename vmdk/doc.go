@@ -30,6 +30,19 @@
 // checks every table it reads and recovers a freeSector a crash left
 // behind.
 //
+// vmfsSparse cannot describe a disk of 2 TiB or more; a child of such a
+// disk is a hosted sparse extent (the KDMV extent of monolithicSparse
+// files: 64 KiB grains, 512-entry grain tables, a redundant grain
+// directory) named by a twoGbMaxExtentSparse text descriptor
+// (NewSparseChild). CreateSparse makes it empty, allocating grain tables
+// on demand so that an empty child of a 3 TiB disk is under 1 MiB, and
+// OpenSparse opens it (or a monolithicSparse file qemu-img or VMware
+// made) as a SparseFile, written in place with the same write ordering
+// and checks as a COWDFile. A grain is 64 KiB, so a write into part of a
+// new grain fills the rest with the parent's content, which SetBacking
+// provides. Grain entries are 32-bit sector numbers: one such extent holds
+// at most 2 TiB of grains (ErrTooLarge past that), whatever its capacity.
+//
 // OpenChain reads a chain from any fs.FS: text descriptors with FLAT,
 // VMFS, SPARSE (hosted sparse and streamOptimized), VMFSSPARSE and ZERO
 // extents, and monolithic sparse files with an embedded descriptor, as

@@ -87,6 +87,10 @@ func FuzzSparse(f *testing.F) {
 	for _, s := range seeds(f, "sparse") {
 		f.Add(s)
 	}
+	// Small hand-laid monolithic sparse files (compactSparse), one with a
+	// zero grain.
+	f.Add(compactSparse(300, false, sparseSeedDesc, map[int64]byte{1: 3}))
+	f.Add(compactSparse(300, true, sparseSeedDesc, map[int64]byte{0: 0, 2: 4}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		readAllOrError(t, fstest.MapFS{"disk.vmdk": {Data: b}}, "disk.vmdk")
 		if _, err := EmbeddedDescriptor(b); err != nil && !errors.Is(err, ErrCorrupt) {

@@ -62,24 +62,35 @@ type SparseFile struct {
 	tableAt   []uint32 // sectors of all grain tables, ascending
 	tables    map[int64][]uint32
 	alloc     map[int64]*grainBits // grains present, by region
-	stale     map[int64]bool // regions whose redundant table needs rewriting
-	err       error          // a failed write: the file's state is unsure
+	stale     map[int64]bool       // regions whose redundant table needs rewriting
+	err       error                // a failed write: the file's state is unsure
 }
 
 // span is the sectors [lo, hi) of a file.
 type span struct{ lo, hi int64 }
 
 // CreateSparse writes an empty hosted sparse extent of capacity bytes onto
-// f (which should be empty) and opens it. The header is what qemu-img
-// writes for a monolithicSparse disk, without the embedded descriptor:
-// version 1, flags "valid newline test" and "redundant grain directory",
-// 64 KiB grains, 512-entry grain tables, the redundant directory at sector
-// 1 and the primary one after it, the file padded to a whole grain. Grain
-// tables are allocated on demand (a directory entry of 0 reads as a region
-// without grains, as qemu and VMware read it): an empty extent of 3 TiB is
-// under 1 MiB, where preallocated tables would take 384 MiB.
-// The descriptor is the caller's to write (NewSparseChild). Capacity must
-// be a positive multiple of 512 up to 512 TiB (ErrTooLarge beyond).
+// f (which should be empty) and opens it. Its header has the version,
+// flags and geometry qemu-img writes for a monolithicSparse disk (and its
+// child): version 1, flags "valid newline test" and "redundant grain
+// directory", 64 KiB grains, 512-entry grain tables. No descriptor is
+// embedded (descriptorOffset 0, as in VMware's twoGbMaxExtentSparse
+// extents): the caller writes one naming the file (NewSparseChild). The
+// redundant directory is at sector 1, the primary one right after it, and
+// the file is padded to a whole grain.
+//
+// Grain tables are allocated on demand: a directory entry of 0 is a
+// region without grains, as in streamOptimized files and as qemu and
+// OpenChain read it. An empty extent of 3 TiB is under 1 MiB, where
+// preallocated tables (and their redundant copies) would take 384 MiB.
+// VMware's hosted products preallocate the tables; whether they accept
+// an extent that does not is not known here. qemu (7.2) reads it and
+// writes into the regions that have a table, but a write of its own into
+// a region without one lands on the header: let only a SparseFile write
+// into such an extent.
+//
+// Capacity must be a positive multiple of 512 up to 512 TiB (ErrTooLarge
+// beyond).
 func CreateSparse(f ReadWriterAt, capacity int64) (*SparseFile, error) {
 	if f == nil || capacity <= 0 || capacity%SectorSize != 0 {
 		return nil, fmt.Errorf("%w: sparse capacity %d is not a positive multiple of 512", ErrInvalidInput, capacity)
@@ -163,12 +174,12 @@ func OpenSparse(f ReadWriterAt, size int64) (*SparseFile, error) {
 	numGTs := ceilDiv(ceilDiv(s.capacity, streamGrainSize), gtesPerGT)
 	dirSectors := ceilDiv(numGTs*4, SectorSize)
 	fileSectors := uint64(size / SectorSize)
-	// place checks that n sectors at sector off lie inside the file.
-	place := func(what string, off uint64, n int64) (span, error) {
-		if off == 0 || off > fileSectors || int64(off)*SectorSize+min(n*SectorSize, numGTs*4) > size {
-			return span{}, corruptf("%s at sector %d (%d sectors) outside a %d-byte file", what, off, n, size)
+	// place checks that a directory at sector off lies inside the file.
+	place := func(what string, off uint64) (span, error) {
+		if off == 0 || off > fileSectors || int64(off)*SectorSize+numGTs*4 > size {
+			return span{}, corruptf("%s at sector %d (%d entries) outside a %d-byte file", what, off, numGTs, size)
 		}
-		return span{int64(off), int64(off) + n}, nil
+		return span{int64(off), int64(off) + dirSectors}, nil
 	}
 	s.meta = []span{{0, 1}}
 	if h.DescriptorOffset != 0 || h.DescriptorSize != 0 {
@@ -177,14 +188,14 @@ func OpenSparse(f ReadWriterAt, size int64) (*SparseFile, error) {
 		}
 		s.meta = append(s.meta, span{int64(h.DescriptorOffset), int64(h.DescriptorOffset + h.DescriptorSize)})
 	}
-	gdSpan, err := place("grain directory", h.GDOffset, dirSectors)
+	gdSpan, err := place("grain directory", h.GDOffset)
 	if err != nil {
 		return nil, err
 	}
 	s.gdOffset = gdSpan.lo
 	s.meta = append(s.meta, gdSpan)
 	if h.Flags&flagRedundantGD != 0 {
-		rgdSpan, err := place("redundant grain directory", h.RGDOffset, dirSectors)
+		rgdSpan, err := place("redundant grain directory", h.RGDOffset)
 		if err != nil {
 			return nil, err
 		}
@@ -289,18 +300,21 @@ func (s *SparseFile) scan() error {
 			return corruptf("grain tables at sectors %d and %d overlap", s.tableAt[i-1], s.tableAt[i])
 		}
 	}
+	buf := make([]byte, gtesPerGT*4)
+	gt, rgt := make([]uint32, gtesPerGT), make([]uint32, gtesPerGT)
 	for region, e := range s.gd {
 		if e == 0 {
 			continue
 		}
-		gt, err := s.loadTable(int64(region))
-		if err != nil {
+		if err := s.readTable(e, buf, gt); err != nil {
+			return err
+		}
+		if err := s.checkTable(int64(region), gt); err != nil {
 			return err
 		}
 		s.mark(int64(region), gt)
 		if at := s.redundant(int64(region)); at != 0 {
-			rgt, err := s.readTable(at)
-			if err != nil {
+			if err := s.readTable(at, buf, rgt); err != nil {
 				return err
 			}
 			if !slices.Equal(gt, rgt) {
@@ -342,17 +356,19 @@ func (s *SparseFile) checkSpan(at, n int64, grain bool) error {
 	return nil
 }
 
-// readTable reads the grain table at sector at, unchecked.
-func (s *SparseFile) readTable(at uint32) ([]uint32, error) {
-	return s.readDir(int64(at), gtesPerGT)
+// readTable reads the grain table at sector at into gt, through buf.
+func (s *SparseFile) readTable(at uint32, buf []byte, gt []uint32) error {
+	if err := s.read(buf, int64(at)*SectorSize); err != nil {
+		return err
+	}
+	for i := range gt {
+		gt[i] = binary.LittleEndian.Uint32(buf[i*4:])
+	}
+	return nil
 }
 
-// loadTable reads and checks region's grain table and caches it.
-func (s *SparseFile) loadTable(region int64) ([]uint32, error) {
-	gt, err := s.readTable(s.gd[region])
-	if err != nil {
-		return nil, err
-	}
+// checkTable checks the grains of region's table gt.
+func (s *SparseFile) checkTable(region int64, gt []uint32) error {
 	grains := ceilDiv(s.capacity, streamGrainSize)
 	for i, e := range gt {
 		g := region*gtesPerGT + int64(i)
@@ -360,14 +376,26 @@ func (s *SparseFile) loadTable(region int64) ([]uint32, error) {
 		case e == 0:
 			continue
 		case g >= grains:
-			return nil, corruptf("region %d has a grain for grain %d beyond the capacity", region, g)
+			return corruptf("region %d has a grain for grain %d beyond the capacity", region, g)
 		case e == 1 && s.zeroGrain:
 			continue
 		}
 		n := ceilDiv(min(streamGrainSize, s.capacity-g*streamGrainSize), SectorSize)
 		if err := s.checkSpan(int64(e), n, true); err != nil {
-			return nil, corruptf("grain %d: %v", g, err)
+			return corruptf("grain %d: %v", g, err)
 		}
+	}
+	return nil
+}
+
+// loadTable reads and checks region's grain table and caches it.
+func (s *SparseFile) loadTable(region int64) ([]uint32, error) {
+	gt := make([]uint32, gtesPerGT)
+	if err := s.readTable(s.gd[region], make([]byte, gtesPerGT*4), gt); err != nil {
+		return nil, err
+	}
+	if err := s.checkTable(region, gt); err != nil {
+		return nil, err
 	}
 	s.cache(region, gt)
 	return gt, nil
@@ -438,14 +466,14 @@ type grainBits [gtesPerGT / 64]uint64
 // mark records the grains of region that gt has an entry for.
 func (s *SparseFile) mark(region int64, gt []uint32) {
 	var bits grainBits
-	any := false
+	some := false
 	for i, e := range gt {
 		if e != 0 {
 			bits[i/64] |= 1 << (i % 64)
-			any = true
+			some = true
 		}
 	}
-	if any {
+	if some {
 		s.alloc[region] = &bits
 	}
 }

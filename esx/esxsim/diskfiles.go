@@ -78,9 +78,13 @@ func extentPath(desc string, d *vmdk.Descriptor) string {
 	return filepath.Join(filepath.Dir(desc), filepath.FromSlash(path.Clean(d.Extents[0].File)))
 }
 
-// newChild creates an empty vmfsSparse child of the disk whose descriptor
-// is parent, in the same folder, under the next free ESXi delta name
-// (vm-000001.vmdk, vm-000002.vmdk…), and returns its descriptor's path.
+// newChild creates an empty child of the disk whose descriptor is parent,
+// in the same folder, under the next free ESXi delta name (vm-000001.vmdk,
+// vm-000002.vmdk…), and returns its descriptor's path. Under 2 TiB the
+// child is vmfsSparse, as ESXi makes it on VMFS5 and NFS; from 2 TiB on,
+// where ESXi uses SEsparse (whose format is not public), it is a hosted
+// sparse extent: another format than vmfsSparse, as on a real host, that
+// only the writer appliance can fill.
 func newChild(parent string) (string, error) {
 	pd, err := readDescriptor(parent)
 	if err != nil {
@@ -91,17 +95,33 @@ func newChild(parent string) (string, error) {
 	for exists(filepath.Join(dir, name)) || exists(filepath.Join(dir, ext)) {
 		name, ext = vmdk.NextDeltaName(name)
 	}
-	d, err := vmdk.NewDelta(filepath.Base(parent), pd, nil)
-	if err != nil {
-		return "", err
+	var desc *vmdk.Descriptor
+	var create func(f *os.File) error
+	if pd.Capacity() < vmfsSparseLimit {
+		d, err := vmdk.NewDelta(filepath.Base(parent), pd, nil)
+		if err != nil {
+			return "", err
+		}
+		d.Descriptor.Extents[0].File = ext
+		desc = d.Descriptor
+		create = func(f *os.File) error {
+			_, err := d.WriteExtent(context.Background(), f, nil, nil)
+			return err
+		}
+	} else {
+		if desc, err = vmdk.NewSparseChild(filepath.Base(parent), pd, ext); err != nil {
+			return "", err
+		}
+		create = func(f *os.File) error {
+			_, err := vmdk.CreateSparse(f, pd.Capacity())
+			return err
+		}
 	}
-	d.DescriptorName, d.ExtentName = name, ext
-	d.Descriptor.Extents[0].File = ext
 	f, err := os.OpenFile(filepath.Join(dir, ext), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return "", err
 	}
-	if _, err := d.WriteExtent(context.Background(), f, nil, nil); err != nil {
+	if err := create(f); err != nil {
 		f.Close()
 		os.Remove(f.Name())
 		return "", err
@@ -109,12 +129,16 @@ func newChild(parent string) (string, error) {
 	if err := f.Close(); err != nil {
 		return "", err
 	}
-	if err := writeDescriptor(filepath.Join(dir, name), d.Descriptor); err != nil {
+	if err := writeDescriptor(filepath.Join(dir, name), desc); err != nil {
 		os.Remove(filepath.Join(dir, ext))
 		return "", err
 	}
 	return filepath.Join(dir, name), nil
 }
+
+// vmfsSparseLimit is the capacity from which ESXi's deltas are not
+// vmfsSparse.
+const vmfsSparseLimit = 2 << 40
 
 // baseDiskName strips a delta number: vm-000003.vmdk → vm.vmdk, so that
 // every delta of a disk is numbered after its base, as ESXi names them.
@@ -165,6 +189,34 @@ func diskWriter(desc string) (w interface {
 	switch d.Extents[0].Type {
 	case vmdk.ExtentVMFS, vmdk.ExtentFlat:
 		return f, d, f.Close, nil
+	case vmdk.ExtentSparse:
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, nil, nil, err
+		}
+		sp, err := vmdk.OpenSparse(f, st.Size())
+		if err != nil {
+			f.Close()
+			return nil, nil, nil, fmt.Errorf("%s: %w", desc, err)
+		}
+		// A write into part of a 64 KiB grain keeps the rest of the
+		// grain's content, read through the parent chain.
+		var parent *vmdk.Chain
+		if d.ParentFileNameHint != "" {
+			if parent, err = vmdk.OpenChain(os.DirFS(filepath.Dir(desc)), d.ParentFileNameHint); err != nil {
+				f.Close()
+				return nil, nil, nil, fmt.Errorf("%s: its parent: %w", desc, err)
+			}
+			sp.SetBacking(parent)
+		}
+		return sp, d, func() error {
+			var perr error
+			if parent != nil {
+				perr = parent.Close()
+			}
+			return errors.Join(f.Close(), perr)
+		}, nil
 	case vmdk.ExtentVMFSSparse:
 		st, err := f.Stat()
 		if err != nil {

@@ -18,8 +18,11 @@
 //     (vm-flat.vmdk), sparse on the local file system.
 //   - CreateSnapshot freezes every disk as it is (the snapshot's
 //     configuration records the current leaves) and moves the VM onto a
-//     new empty vmfsSparse child of each (vm-000001.vmdk with
-//     vm-000001-delta.vmdk, numbered after the base disk as ESXi does).
+//     new empty child of each (vm-000001.vmdk with vm-000001-delta.vmdk,
+//     numbered after the base disk as ESXi does): vmfsSparse under 2 TiB;
+//     from 2 TiB on, where ESXi uses SEsparse (not public), a hosted
+//     sparse extent (vmdk.SparseFile), so that a delta of another format
+//     than vmfsSparse exists here too.
 //   - RemoveSnapshot consolidates: the delta that the snapshot's disk has
 //     as its only child is merged into that disk, which takes the child's
 //     content ID; the configurations and descriptors that named the child
