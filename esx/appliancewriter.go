@@ -85,7 +85,7 @@ func (a *applianceWriter) prepare(ctx context.Context, s *vmState, targets []lea
 		return nil, fmt.Errorf("esx: VM %s: %d changed disks, the appliance takes %d at once", s.mo.Name, len(targets), maxApplianceTargets)
 	}
 	var pts []appliance.Target
-	for _, t := range targets {
+	for i, t := range targets {
 		if t.change.Base == nil {
 			return nil, fmt.Errorf("esx: VM %s disk %d: the writer appliance needs the disk's current content (Delta.Base) to guard its write", s.mo.Name, t.change.Disk)
 		}
@@ -96,7 +96,8 @@ func (a *applianceWriter) prepare(ctx context.Context, s *vmState, targets []lea
 		if err != nil {
 			return nil, err
 		}
-		pts = append(pts, appliance.Target{Capacity: t.change.Size, Extents: rs, Source: t.change.Source, Base: t.change.Base})
+		pts = append(pts, appliance.Target{Capacity: t.change.Size, Extents: rs, Source: t.change.Source, Base: t.change.Base,
+			Unit: int(applianceUnit(i + 1))}) // as attach places it
 	}
 	f, err := os.CreateTemp(a.h.TempDir, "esx-payload-*")
 	if err != nil {

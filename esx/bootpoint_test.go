@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/standbykit/standbykit/aipimage"
 	"github.com/standbykit/standbykit/bootpoint"
 	"github.com/standbykit/standbykit/vmdk"
 )
@@ -111,5 +112,36 @@ func TestDivergedLeafIsRefused(t *testing.T) {
 	for d := range next {
 		require.True(t, bytes.Equal(next[d], readDisk(t, h, vm, s2, d)))
 		require.True(t, bytes.Equal(cur[d], readDisk(t, h, vm, s1, d)))
+	}
+}
+
+// Two disks of the same size with the same content where one of them
+// changes (empty data disks): the appliance tells them apart by the unit
+// each is attached at, and the guard checks it.
+func TestEqualDisksThroughTheAppliance(t *testing.T) {
+	_, h := startHost(t)
+	ctx := context.Background()
+	empty := func(d int) bootpoint.Delta {
+		return bootpoint.Delta{Disk: d, Size: 4 << 20, Source: bytes.NewReader(make([]byte, 4<<20))}
+	}
+	vm, err := h.CreateStandby(ctx, bootpoint.VMSpec{Name: "twins"}, []bootpoint.Delta{empty(0), empty(1)})
+	require.NoError(t, err)
+	_, err = h.AddBootPoint(ctx, vm, nil, "bootpoint 0000", "p0")
+	require.NoError(t, err)
+	// Both change at the same place, where both were zero: the same
+	// guard for both targets.
+	var changes []bootpoint.Delta
+	var want [][]byte
+	for d, fill := range []byte{0xab, 0xcd} {
+		next := make([]byte, 4<<20)
+		copy(next[1<<20:], bytes.Repeat([]byte{fill}, 4096))
+		changes = append(changes, bootpoint.Delta{Disk: d, Size: 4 << 20, Extents: []aipimage.Extent{{Off: 1 << 20, Len: 4096}},
+			Source: bytes.NewReader(next), Base: bytes.NewReader(make([]byte, 4<<20))})
+		want = append(want, next)
+	}
+	s1, err := h.AddBootPoint(ctx, vm, changes, "bootpoint 0001", "p1")
+	require.NoError(t, err)
+	for d := range want {
+		require.True(t, bytes.Equal(want[d], readDisk(t, h, vm, s1, d)), "disk %d", d)
 	}
 }

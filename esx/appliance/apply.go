@@ -58,6 +58,7 @@ type applier struct {
 	rep   *reporter
 	buf   []byte // one record
 	match []int  // target → disk
+	units []int  // disk → its SCSI unit, -1 if it reports none
 }
 
 func apply(ctx context.Context, payload io.ReaderAt, size int64, disks []Disk, report io.Writer) (res Result, err error) {
@@ -111,9 +112,26 @@ func apply(ctx context.Context, payload io.ReaderAt, size int64, disks []Disk, r
 	return res, nil
 }
 
-// guard matches every target to the one disk of its capacity whose
-// content over the target's records has the target's guard CRC, reading
-// each candidate once, and reports a guard line per target.
+// diskUnits returns the SCSI unit each disk reports (-1: none, or a nil
+// disk) and whether any disk reports one.
+func diskUnits(disks []Disk) (units []int, some bool) {
+	units = make([]int, len(disks))
+	for d, disk := range disks {
+		units[d] = -1
+		if a, ok := disk.(Addressed); ok {
+			if u, ok := a.Unit(); ok && u >= 0 {
+				units[d], some = u, true
+			}
+		}
+	}
+	return units, some
+}
+
+// guard matches every target to its disk — the one at its SCSI unit when
+// the target has one and the disks report theirs, else the one of its
+// capacity — whose content over the target's records has the target's
+// guard CRC, reading each candidate once, and reports a guard line per
+// target.
 func (a *applier) guard() error {
 	h := a.p.h
 	sizes := make([]int64, len(a.disks))
@@ -123,10 +141,21 @@ func (a *applier) guard() error {
 			sizes[d] = disk.Size()
 		}
 	}
+	units, anyUnit := diskUnits(a.disks)
+	a.units = units
+	byUnit := make([]bool, len(h.targets))
+	atUnit := make([][]int, len(h.targets)) // disks at the target's unit
 	cand := make([][]int, len(h.targets))
 	sums := make([][]uint32, len(h.targets))
 	for t, ti := range h.targets {
+		byUnit[t] = anyUnit && ti.unit > 0
 		for d, s := range sizes {
+			if byUnit[t] {
+				if units[d] != ti.unit {
+					continue
+				}
+				atUnit[t] = append(atUnit[t], d)
+			}
 			if s == ti.capacity {
 				cand[t] = append(cand[t], d)
 			}
@@ -158,13 +187,23 @@ func (a *applier) guard() error {
 			}
 		}
 		match[t] = -1
+		at := ""
+		if byUnit[t] {
+			at = fmt.Sprintf(" at SCSI unit %d", ti.unit)
+		}
 		switch {
+		case byUnit[t] && len(atUnit[t]) == 0:
+			problem[t] = fmt.Sprintf("no disk is at SCSI unit %d", ti.unit)
+		case len(cand[t]) == 0 && len(atUnit[t]) == 1:
+			problem[t] = fmt.Sprintf("disk %d%s has capacity %d, not %d", atUnit[t][0], at, sizes[atUnit[t][0]], ti.capacity)
+		case len(cand[t]) == 0 && byUnit[t]:
+			problem[t] = fmt.Sprintf("none of disks %v%s has capacity %d", atUnit[t], at, ti.capacity)
 		case len(cand[t]) == 0:
 			problem[t] = fmt.Sprintf("no disk has capacity %d", ti.capacity)
 		case len(found) == 0:
-			problem[t] = fmt.Sprintf("none of disks %v (capacity %d) matches", cand[t], ti.capacity)
+			problem[t] = fmt.Sprintf("none of disks %v%s (capacity %d) matches", cand[t], at, ti.capacity)
 		case len(found) > 1:
-			problem[t] = fmt.Sprintf("disks %v all match (ambiguous)", found)
+			problem[t] = fmt.Sprintf("disks %v%s all match (ambiguous)", found, at)
 		default:
 			match[t] = found[0]
 			if o, dup := owner[found[0]]; dup {
@@ -185,13 +224,21 @@ func (a *applier) guard() error {
 			a.rep.line(ReportLine{Event: "guard", Target: intp(t), Records: int(ti.records), Bytes: ti.guardBytes, Error: problem[t]})
 			continue
 		}
-		a.rep.line(ReportLine{Event: "guard", Target: intp(t), Disk: intp(match[t]), Records: int(ti.records), Bytes: ti.guardBytes, OK: true})
+		a.rep.line(ReportLine{Event: "guard", Target: intp(t), Disk: intp(match[t]), Unit: a.unitp(match[t]), Records: int(ti.records), Bytes: ti.guardBytes, OK: true})
 	}
 	if first >= 0 {
 		return fmt.Errorf("%w: target %d: %s", ErrGuard, first, problem[first])
 	}
 	a.match = match
 	return nil
+}
+
+// unitp is the SCSI unit disk d reports, for a report line; nil if none.
+func (a *applier) unitp(d int) *int {
+	if a.units[d] < 0 {
+		return nil
+	}
+	return intp(a.units[d])
 }
 
 // readRecord reads a record's data into the buffer and checks its CRC.
@@ -239,7 +286,8 @@ func (p *perTarget) flush() {
 	if p.cur < 0 {
 		return
 	}
-	l := ReportLine{Event: p.event, Target: intp(p.cur), Disk: intp(p.a.match[p.cur]), Records: p.records, Bytes: p.bytes, OK: p.bad == 0}
+	d := p.a.match[p.cur]
+	l := ReportLine{Event: p.event, Target: intp(p.cur), Disk: intp(d), Unit: p.a.unitp(d), Records: p.records, Bytes: p.bytes, OK: p.bad == 0}
 	if p.bad > 0 {
 		l.Error = fmt.Sprintf("%d of %d records read back differently, the first at offset %d", p.bad, p.records, p.firstAt)
 	}

@@ -260,12 +260,15 @@ func TestApplyGuardRefuses(t *testing.T) {
 
 // smallPayload is a payload of a few sectors for exhaustive tests, and
 // fresh disks it applies to.
+// The targets are at SCSI units 1 and 2, and so are the disks.
 func smallPayload(t testing.TB) ([]byte, string, func() []*appliance.MemDisk) {
 	t0 := target(64*kib, 1, 2, ext{Off: 0, Len: 512}, ext{Off: 4 * kib, Len: 1024})
+	t0.Unit = 1
 	t1 := target(32*kib, 3, 4, ext{Off: 32*kib - 512, Len: 512})
+	t1.Unit = 2
 	payload, id := build(t, t0, t1)
 	return payload, id, func() []*appliance.MemDisk {
-		return []*appliance.MemDisk{appliance.NewPatternDisk(32*kib, 3), appliance.NewPatternDisk(64*kib, 1)}
+		return []*appliance.MemDisk{appliance.NewPatternDisk(32*kib, 3).AtUnit(2), appliance.NewPatternDisk(64*kib, 1).AtUnit(1)}
 	}
 }
 

@@ -8,10 +8,10 @@ import (
 	"hash/crc32"
 )
 
-// Payload format, version 1 (FORMAT.md is the specification; the
+// Payload format, version 2 (FORMAT.md is the specification; the
 // constants and encoders here are its only implementation).
 const (
-	formatVersion = 1
+	formatVersion = 2
 
 	sectorSize = 512
 
@@ -24,6 +24,11 @@ const (
 	// maxCapacity bounds a target's capacity (64 PiB), so that every sum
 	// of offsets, lengths and sizes stays far from overflowing an int64.
 	maxCapacity = 1 << 56
+	// maxUnit is the highest SCSI unit number a target may name: a
+	// pvscsi controller's 16 targets, unit 7 being the controller's own
+	// (controllerUnit). Unit 0 in a target entry means "unknown".
+	maxUnit        = 15
+	controllerUnit = 7
 
 	headerFixedLen = 64
 	targetEntryLen = 32
@@ -71,6 +76,7 @@ type targetInfo struct {
 	guardBytes int64 // bytes the guard covers, which are the bytes written
 	records    int64
 	guardCRC   uint32
+	unit       int // SCSI unit on the appliance's controller; 0: unknown
 }
 
 // header is a decoded payload header.
@@ -111,6 +117,7 @@ func (h *header) encode() []byte {
 		le.PutUint64(e[8:], uint64(t.guardBytes))
 		le.PutUint64(e[16:], uint64(t.records))
 		le.PutUint32(e[24:], t.guardCRC)
+		le.PutUint16(e[28:], uint16(t.unit))
 	}
 	h.crc = crc(b[:len(b)-4])
 	le.PutUint32(b[len(b)-4:], h.crc)
@@ -173,12 +180,18 @@ func decodeHeader(b []byte) (*header, error) {
 	records, length := le.Uint64(b[32:]), le.Uint64(b[40:])
 	var sumRecords uint64
 	var sumBytes int64
+	var unitOwner [maxUnit + 1]int // unit → 1 + the target at it
 	for i := range h.targets {
 		e := b[headerFixedLen+i*targetEntryLen:]
 		capacity, guard, recs := le.Uint64(e[0:]), le.Uint64(e[8:]), le.Uint64(e[16:])
+		unit := int(le.Uint16(e[28:]))
 		switch {
-		case !allZero(e[28:32]):
+		case !allZero(e[30:32]):
 			return nil, corruptf("target %d: nonzero reserved bytes", i)
+		case unit > maxUnit || unit == controllerUnit:
+			return nil, corruptf("target %d: SCSI unit %d not in 0..%d (%d excluded: the controller's)", i, unit, maxUnit, controllerUnit)
+		case unit != 0 && unitOwner[unit] != 0:
+			return nil, corruptf("target %d: SCSI unit %d is target %d's too", i, unit, unitOwner[unit]-1)
 		case capacity == 0 || capacity%sectorSize != 0 || capacity > maxCapacity:
 			return nil, corruptf("target %d: capacity %d not a multiple of %d in (0, 2^56]", i, capacity, sectorSize)
 		case guard == 0 || guard%sectorSize != 0 || guard > capacity:
@@ -186,7 +199,10 @@ func decodeHeader(b []byte) (*header, error) {
 		case recs == 0 || recs > guard/sectorSize || recs < (guard+maxRecordLen-1)/maxRecordLen:
 			return nil, corruptf("target %d: %d records cannot hold %d bytes", i, recs, guard)
 		}
-		h.targets[i] = targetInfo{capacity: int64(capacity), guardBytes: int64(guard), records: int64(recs), guardCRC: le.Uint32(e[24:])}
+		if unit != 0 {
+			unitOwner[unit] = i + 1
+		}
+		h.targets[i] = targetInfo{capacity: int64(capacity), guardBytes: int64(guard), records: int64(recs), guardCRC: le.Uint32(e[24:]), unit: unit}
 		sumRecords += recs
 		sumBytes += int64(guard)
 	}

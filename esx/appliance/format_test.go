@@ -80,6 +80,16 @@ func TestCraftedPayloads(t *testing.T) {
 	two := []targetInfo{{capacity: 64 << 10}, {capacity: 32 << 10}}
 	valid := crafted{targets: two, recs: []record{{target: 0, off: 0, length: 1024}, {target: 0, off: 1024, length: 512}, {target: 1, off: 32<<10 - 512, length: 512}}}
 	require.NoError(t, open(valid.assemble()), "the builder makes valid payloads")
+	for _, units := range [][2]int{{1, 2}, {15, 1}, {0, 0}, {0, 6}, {8, 0}} {
+		c := valid
+		c.targets = []targetInfo{{capacity: 64 << 10, unit: units[0]}, {capacity: 32 << 10, unit: units[1]}}
+		b := c.assemble()
+		p, err := openPayload(context.Background(), bytes.NewReader(b), int64(len(b)))
+		require.NoError(t, err, "units %v", units)
+		assert.Equal(t, units[0], p.h.targets[0].unit)
+		assert.Equal(t, units[1], p.h.targets[1].unit)
+		assert.Equal(t, byte(units[0]), b[headerFixedLen+28], "the unit is at byte 28 of the target entry")
+	}
 
 	with := func(f func(c *crafted)) crafted {
 		c := valid
@@ -148,8 +158,30 @@ func TestCraftedPayloads(t *testing.T) {
 		"header flags": with(func(c *crafted) {
 			c.hook = func(b []byte, h *header) { b[10] = 1; fixHeader(b, h) }
 		}),
-		"version 2": with(func(c *crafted) {
-			c.hook = func(b []byte, h *header) { b[8] = 2; fixHeader(b, h) }
+		// Version 1 (no units) is no longer read.
+		"version 1": with(func(c *crafted) {
+			c.hook = func(b []byte, h *header) { b[8] = 1; fixHeader(b, h) }
+		}),
+		"version 3": with(func(c *crafted) {
+			c.hook = func(b []byte, h *header) { b[8] = 3; fixHeader(b, h) }
+		}),
+		"trailer version 1": with(func(c *crafted) {
+			c.hook = func(b []byte, h *header) {
+				tr := b[len(b)-trailerLen:]
+				tr[8] = 1
+				fixSector(tr)
+			}
+		}),
+		"unit 7, the controller's": with(func(c *crafted) { c.targets[0].unit = 7 }),
+		"unit 16":                  with(func(c *crafted) { c.targets[1].unit = 16 }),
+		"unit 257": with(func(c *crafted) {
+			c.targets[0].unit = 1
+			c.hook = func(b []byte, h *header) { b[headerFixedLen+29] = 1; fixHeader(b, h) }
+		}),
+		"unit 0xffff":           with(func(c *crafted) { c.targets[0].unit = 0xffff }),
+		"two targets at a unit": with(func(c *crafted) { c.targets[0].unit, c.targets[1].unit = 3, 3 }),
+		"target reserved after the unit": with(func(c *crafted) {
+			c.hook = func(b []byte, h *header) { b[headerFixedLen+targetEntryLen+31] = 1; fixHeader(b, h) }
 		}),
 		"header length": with(func(c *crafted) {
 			c.hook = func(b []byte, h *header) { le.PutUint64(b[40:], uint64(len(b)-512)); fixHeader(b, h) }

@@ -18,9 +18,11 @@ func FuzzApply(f *testing.F) {
 	f.Add(payload)
 	f.Add(payload[:len(payload)/2])
 	one, _ := build(f, target(64*kib, 1, 5, ext{Off: 0, Len: 64 * kib}))
-	f.Add(one)
+	f.Add(one) // a target of unknown unit
+	wrongUnit, _ := build(f, at(target(64*kib, 1, 5, ext{Off: 0, Len: 64 * kib}), 2))
+	f.Add(wrongUnit)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		d0, d1 := appliance.NewPatternDisk(32*kib, 3), appliance.NewPatternDisk(64*kib, 1)
+		d0, d1 := appliance.NewPatternDisk(32*kib, 3).AtUnit(2), appliance.NewPatternDisk(64*kib, 1).AtUnit(1)
 		var report bytes.Buffer
 		res, err := appliance.Apply(context.Background(), bytes.NewReader(data), int64(len(data)), disks(d0, d1), &report)
 		if err != nil && !errors.Is(err, appliance.ErrVerify) && d0.Writes()+d1.Writes() != 0 {

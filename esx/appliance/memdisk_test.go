@@ -47,6 +47,8 @@ type MemDisk struct {
 	OnWrite func()
 
 	writes, syncs int
+	unit          int
+	hasUnit       bool
 }
 
 // NewMemDisk returns a disk of size bytes whose content starts as fill's.
@@ -124,6 +126,15 @@ func (d *MemDisk) WriteAt(b []byte, off int64) (int, error) {
 }
 
 func (d *MemDisk) Size() int64 { return d.size }
+
+// AtUnit makes the disk report SCSI unit u (Addressed) and returns it.
+func (d *MemDisk) AtUnit(u int) *MemDisk {
+	d.unit, d.hasUnit = u, true
+	return d
+}
+
+// Unit is the SCSI unit AtUnit set (Addressed).
+func (d *MemDisk) Unit() (int, bool) { return d.unit, d.hasUnit }
 
 func (d *MemDisk) Sync() error {
 	d.mu.Lock()

@@ -20,7 +20,16 @@ func plan(targets []Target) (infos []targetInfo, records, data int64, err error)
 		return nil, 0, 0, fmt.Errorf("appliance: %d targets, at most %d", len(targets), maxTargets)
 	}
 	infos = make([]targetInfo, len(targets))
+	unitOwner := make(map[int]int)
 	for i, t := range targets {
+		if t.Unit < 0 || t.Unit > maxUnit || t.Unit == controllerUnit {
+			return nil, 0, 0, fmt.Errorf("appliance: target %d: SCSI unit %d not in 0..%d (%d excluded: the controller's)", i, t.Unit, maxUnit, controllerUnit)
+		}
+		if o, dup := unitOwner[t.Unit]; dup && t.Unit != 0 {
+			return nil, 0, 0, fmt.Errorf("appliance: target %d: SCSI unit %d is target %d's too", i, t.Unit, o)
+		}
+		unitOwner[t.Unit] = i
+		infos[i].unit = t.Unit
 		if t.Capacity <= 0 || t.Capacity%sectorSize != 0 || t.Capacity > maxCapacity {
 			return nil, 0, 0, fmt.Errorf("appliance: target %d: capacity %d not a multiple of %d in (0, 2^56]", i, t.Capacity, sectorSize)
 		}

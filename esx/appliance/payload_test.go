@@ -37,6 +37,10 @@ func TestWritePayloadRejectsTargets(t *testing.T) {
 		"no source":           {{Capacity: mib, Extents: []ext{{Off: 0, Len: 512}}, Base: appliance.Pattern{}}},
 		"no base":             {{Capacity: mib, Extents: []ext{{Off: 0, Len: 512}}, Source: appliance.Pattern{}}},
 		"second target wrong": {ok, target(mib, 1, 2)},
+		"unit 7":              {at(ok, 7)},
+		"unit 16":             {at(ok, 16)},
+		"unit -1":             {at(ok, -1)},
+		"two targets at 2":    {at(ok, 2), at(ok, 3), at(ok, 2)},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := appliance.PayloadSize(tgs)
@@ -48,8 +52,11 @@ func TestWritePayloadRejectsTargets(t *testing.T) {
 			assert.Zero(t, buf.Len())
 		})
 	}
-	// Adjacent extents are fine.
+	// Adjacent extents are fine, and so are several targets of unknown
+	// unit.
 	_, err := appliance.PayloadSize([]appliance.Target{target(mib, 1, 2, ext{Off: 0, Len: 512}, ext{Off: 512, Len: 512})})
+	assert.NoError(t, err)
+	_, err = appliance.PayloadSize([]appliance.Target{at(ok, 0), at(ok, 15), at(ok, 0), at(ok, 8), at(ok, 1)})
 	assert.NoError(t, err)
 }
 

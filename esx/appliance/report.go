@@ -197,7 +197,8 @@ var (
 // step takes a guard, write or verify line.
 func (s *reportState) step(l ReportLine) error {
 	k := stepIndex[l.Event]
-	if l.Target == nil || *l.Target < 0 || *l.Target >= maxTargets || l.Records < 0 || l.Bytes < 0 || int64(l.Records) > maxCapacity || l.Bytes > maxCapacity {
+	if l.Target == nil || *l.Target < 0 || *l.Target >= maxTargets || l.Records < 0 || l.Bytes < 0 || int64(l.Records) > maxCapacity || l.Bytes > maxCapacity ||
+		(l.Unit != nil && (*l.Unit < 0 || l.Disk == nil)) {
 		return s.errorf("malformed %s line", l.Event)
 	}
 	bit := uint64(1) << *l.Target

@@ -92,6 +92,8 @@ func TestReadReportFailures(t *testing.T) {
 		{"no write", withoutLine(4), nil, "before its write line"},
 		{"counts disagree", strings.Replace(good, done, strings.Replace(done, `"records":3`, `"records":4`, 1), 1), nil, "disagree"},
 		{"done not ok", strings.Replace(good, done, strings.Replace(done, `"ok":true`, `"ok":false,"error":"boom"`, 1), 1), nil, "boom"},
+		{"negative unit", strings.Replace(good, guard, strings.Replace(guard, `"unit":1,`, `"unit":-1,`, 1), 1), nil, "malformed guard line"},
+		{"unit without a disk", strings.Replace(good, guard, strings.Replace(guard, `"disk":1,`, ``, 1), 1), nil, "malformed guard line"},
 		{"failed step then done", strings.Replace(good, guard, strings.Replace(guard, `"ok":true`, `"ok":false,"error":"x"`, 1), 1), nil, "after a failed step"},
 		{"done before start", strings.Replace(good, start, done, 1), nil, "before the start line"},
 		{"too many lines", strings.Repeat("noise\n", 10001) + good, nil, "lines"},

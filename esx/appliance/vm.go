@@ -5,7 +5,7 @@ import "strings"
 // Version is the appliance's version: package esx redeploys an appliance
 // whose annotation names another one. Bump it when the writer program,
 // the payload format or the appliance's virtual hardware changes.
-const Version = "1"
+const Version = "2"
 
 // annotationPrefix starts the notes of every appliance VM.
 const annotationPrefix = "StandbyKit writer appliance"

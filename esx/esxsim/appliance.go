@@ -76,12 +76,16 @@ func (s *Simulator) powerOn(vmRef string) func() func() error {
 
 // bootAppliance is the appliance's life from power-on to power-off.
 func (s *Simulator) bootAppliance(vm *simulator.VirtualMachine) {
-	var disks []string
+	var disks []attachedDisk
 	var report string
 	s.model.Map().WithLock(s.lockOwner, vm, func() {
 		for _, d := range vmdisks.Of(vm.Config) {
 			if b := vmdisks.Flat(d); b != nil {
-				disks = append(disks, b.FileName)
+				unit := -1
+				if d.UnitNumber != nil {
+					unit = int(*d.UnitNumber)
+				}
+				disks = append(disks, attachedDisk{file: b.FileName, unit: unit})
 			}
 		}
 		for _, d := range vm.Config.Hardware.Device {
@@ -105,7 +109,13 @@ func (s *Simulator) bootAppliance(vm *simulator.VirtualMachine) {
 }
 
 // runWriter runs appliance.Apply as the appliance's program would.
-func (s *Simulator) runWriter(disks []string, reportPath string, fault ApplianceFault) error {
+// attachedDisk is a disk on the appliance's controller.
+type attachedDisk struct {
+	file string
+	unit int // -1: none
+}
+
+func (s *Simulator) runWriter(disks []attachedDisk, reportPath string, fault ApplianceFault) error {
 	s.disks.Lock()
 	defer s.disks.Unlock()
 	reportFile, err := s.localPath(reportPath)
@@ -131,12 +141,12 @@ func (s *Simulator) runWriter(disks []string, reportPath string, fault Appliance
 			d.close()
 		}
 	}()
-	for _, name := range disks {
-		p, err := s.localPath(name)
+	for _, a := range disks {
+		p, err := s.localPath(a.file)
 		if err != nil {
 			return err
 		}
-		d, err := openLeafDisk(p, fault == ApplianceCorruptsWrites)
+		d, err := openLeafDisk(p, a.unit, fault == ApplianceCorruptsWrites)
 		if err != nil {
 			return err
 		}
@@ -208,9 +218,14 @@ type leafDisk struct {
 	close func() error
 	// corrupt flips the first byte of every write.
 	corrupt bool
+	// unit is the disk's unit number on the appliance's controller, as
+	// the appliance's kernel sees it (-1: unknown).
+	unit int
 }
 
-func openLeafDisk(desc string, corrupt bool) (*leafDisk, error) {
+var _ appliance.Addressed = (*leafDisk)(nil)
+
+func openLeafDisk(desc string, unit int, corrupt bool) (*leafDisk, error) {
 	chain, err := vmdk.OpenChain(os.DirFS(filepath.Dir(desc)), filepath.Base(desc))
 	if err != nil {
 		return nil, err
@@ -221,7 +236,7 @@ func openLeafDisk(desc string, corrupt bool) (*leafDisk, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &leafDisk{desc: desc, size: size, w: w, close: closeFn, corrupt: corrupt}, nil
+	return &leafDisk{desc: desc, size: size, w: w, close: closeFn, corrupt: corrupt, unit: unit}, nil
 }
 
 // ReadAt reads the chain afresh: a grain-table cache would not see the
@@ -244,7 +259,10 @@ func (d *leafDisk) WriteAt(p []byte, off int64) (int, error) {
 }
 
 func (d *leafDisk) Size() int64 { return d.size }
-func (d *leafDisk) Sync() error { return nil }
+
+// Unit implements appliance.Addressed.
+func (d *leafDisk) Unit() (int, bool) { return d.unit, d.unit >= 0 }
+func (d *leafDisk) Sync() error       { return nil }
 
 func (d *leafDisk) newCID() error {
 	desc, err := readDescriptor(d.desc)

@@ -1,9 +1,10 @@
 // Package appliancevm boots the writer appliance (the boot files
 // image.Build makes, or its ISO image) in qemu-system-x86_64 under TCG,
 // with disk images attached on one of the controllers StandbyKit gives
-// standby VMs, and returns what it printed once it has powered itself
-// off: the console, each line stamped with the host time since QEMU
-// started, and the report. The writer's boot test and the appliance
+// standby VMs (on a SCSI one, at chosen units if need be: AttachAt), and
+// returns what it printed once it has powered itself off: the console,
+// each line stamped with the host time since QEMU started, and the
+// report. The writer's boot test and the appliance
 // benchmark (internal/bench/appliancebench) share it.
 //
 // It lives in the module's internal folder, not under esx/appliance,
@@ -33,39 +34,56 @@ const Cmdline = "console=ttyS0 panic=-1 standbykit.report=ttyS1"
 // initramfs's /init, the writer.
 const InitLine = "Run /init as init process"
 
-// controllers attach the drives ids to the VM as each controller
+// controller attaches drives to the VM as one of the controllers
 // StandbyKit gives standby VMs would.
-var controllers = map[string]func(ids []string) []string{
-	"pvscsi": func(ids []string) []string {
+type controller struct {
+	// scsi tells a SCSI controller, whose disks have units (scsi-id).
+	scsi bool
+	// attach attaches the drives ids, drive i at SCSI unit units[i]
+	// unless units is nil (QEMU then numbers them 0, 1, 2, … in order).
+	attach func(ids []string, units []int) []string
+}
+
+// scsiID is the scsi-id property of drive i, if units gives one.
+func scsiID(units []int, i int) string {
+	if units == nil {
+		return ""
+	}
+	return fmt.Sprintf(",scsi-id=%d", units[i])
+}
+
+var controllers = map[string]controller{
+	"pvscsi": {scsi: true, attach: func(ids []string, units []int) []string {
 		args := []string{"-device", "pvscsi,id=c"}
-		for _, id := range ids {
-			args = append(args, "-device", "scsi-hd,bus=c.0,drive="+id)
+		for i, id := range ids {
+			args = append(args, "-device", "scsi-hd,bus=c.0,drive="+id+scsiID(units, i))
 		}
 		return args
-	},
-	"lsisas": func(ids []string) []string {
+	}},
+	"lsisas": {scsi: true, attach: func(ids []string, units []int) []string {
 		// QEMU's SAS1068 reports a disk's WWN as its SAS address, and
 		// Linux's mptsas ignores devices whose address is 0, the default.
+		// It puts the disk of scsi-id N on phy N (N < 8).
 		args := []string{"-device", "mptsas1068,id=c"}
 		for i, id := range ids {
-			args = append(args, "-device", fmt.Sprintf("scsi-hd,bus=c.0,drive=%s,wwn=0x5000c5000000%04x", id, i+1))
+			args = append(args, "-device", fmt.Sprintf("scsi-hd,bus=c.0,drive=%s,wwn=0x5000c5000000%04x%s", id, i+1, scsiID(units, i)))
 		}
 		return args
-	},
-	"ahci": func(ids []string) []string {
+	}},
+	"ahci": {attach: func(ids []string, _ []int) []string {
 		args := []string{"-device", "ahci,id=ahci"}
 		for i, id := range ids {
 			args = append(args, "-device", fmt.Sprintf("ide-hd,bus=ahci.%d,drive=%s", i, id))
 		}
 		return args
-	},
-	"nvme": func(ids []string) []string {
+	}},
+	"nvme": {attach: func(ids []string, _ []int) []string {
 		var args []string
 		for _, id := range ids {
 			args = append(args, "-device", "nvme,serial=sbk-"+id+",drive="+id)
 		}
 		return args
-	},
+	}},
 }
 
 // Controllers are the names Attach knows, sorted: ahci, lsisas (LSI
@@ -79,12 +97,28 @@ func Controllers() []string {
 	return names
 }
 
+// HasUnits tells whether controller is a SCSI controller, whose disks
+// have SCSI units (pvscsi, lsisas).
+func HasUnits(controller string) bool { return controllers[controller].scsi }
+
 // Attach returns the QEMU arguments that attach the raw disk images
-// files, in that order, on controller (one of Controllers).
+// files, in that order, on controller (one of Controllers). On a SCSI
+// controller QEMU gives them units 0, 1, 2, … in that order.
 func Attach(controller string, files ...string) ([]string, error) {
-	attach := controllers[controller]
-	if attach == nil {
+	return AttachAt(controller, nil, files...)
+}
+
+// AttachAt is Attach with files[i] at SCSI unit units[i] (QEMU's
+// scsi-id), as package esx attaches disks to the appliance: the payload
+// at unit 0, the targets at 1, 2, …. units must be nil on a controller
+// without units (HasUnits); QEMU's lsisas takes units 0 to 7 only.
+func AttachAt(controller string, units []int, files ...string) ([]string, error) {
+	c, ok := controllers[controller]
+	if !ok {
 		return nil, fmt.Errorf("appliancevm: unknown controller %q (want one of %s)", controller, strings.Join(Controllers(), ", "))
+	}
+	if units != nil && (!c.scsi || len(units) != len(files)) {
+		return nil, fmt.Errorf("appliancevm: %d units for %d disks on %s (units only on pvscsi and lsisas, one per disk)", len(units), len(files), controller)
 	}
 	var ids, args []string
 	for i, f := range files {
@@ -95,7 +129,7 @@ func Attach(controller string, files ...string) ([]string, error) {
 		ids = append(ids, id)
 		args = append(args, "-drive", "if=none,id="+id+",format=raw,file="+f)
 	}
-	return append(args, attach(ids)...), nil
+	return append(args, c.attach(ids, units)...), nil
 }
 
 // VM is one boot of the appliance.

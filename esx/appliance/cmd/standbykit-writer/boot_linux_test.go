@@ -31,13 +31,22 @@ type bootDisk struct {
 	extents    []extent.Extent
 }
 
+// esxUnits are the SCSI units of the boot test's disks on a SCSI
+// controller — the first target, the payload, the second target, in the
+// order they are given to QEMU —, as package esx attaches disks to the
+// appliance: the payload at unit 0, the targets at 1, 2 in their order.
+var esxUnits = []int{1, 0, 2}
+
 // TestBoot boots the appliance built by image.Build (what
 // build-appliance runs) in QEMU under TCG, with a payload disk and two
-// target disks on each disk controller in turn, and checks that it loads
-// its modules, finds the disks, applies the payload (the targets are then
-// base ⊕ changes byte for byte), reports on its second serial port and
-// powers itself off; and, once, with a payload made for other content:
-// the report tells a guard mismatch and the disks are left as they were.
+// target disks on each disk controller in turn (on the SCSI ones at the
+// units package esx uses, which the payload names), and checks that it
+// loads its modules, finds the disks, applies the payload (the targets
+// are then base ⊕ changes byte for byte), reports on its second serial
+// port and powers itself off; once with a payload made for other
+// content: the report tells a guard mismatch and the disks are left as
+// they were; and with two empty target disks of equal size written over
+// the same ranges, which only their units tell apart.
 func TestBoot(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a VM: not in -short")
@@ -57,44 +66,66 @@ func TestBoot(t *testing.T) {
 		{base: randomBytes(r, 96<<20), extents: []extent.Extent{
 			{Off: 4096, Len: 512}, {Off: 50 << 20, Len: 9 << 20}, {Off: 96<<20 - 512, Len: 512}}},
 	}
-	for _, d := range disks {
+	// Two empty disks of a size, written over the same ranges: the same
+	// guard for both.
+	sameExtents := []extent.Extent{{Off: 0, Len: 1 << 20}, {Off: 10<<20 + 512, Len: 4<<20 + 1536}, {Off: 47 << 20, Len: 1 << 20}}
+	equal := []*bootDisk{
+		{base: make([]byte, 48<<20), extents: sameExtents},
+		{base: make([]byte, 48<<20), extents: sameExtents},
+	}
+	for _, d := range append(append([]*bootDisk(nil), disks...), equal...) {
 		d.want = bytes.Clone(d.base)
 		for _, e := range d.extents {
 			copy(d.want[e.Off:e.End()], randomBytes(r, int(e.Len)))
 		}
 	}
-	makePayload := func(bases ...[]byte) ([]byte, string) {
+	// makePayload makes the payload for ds, target i at SCSI unit
+	// units[i], with the bases given.
+	makePayload := func(ds []*bootDisk, units []int, bases ...[]byte) ([]byte, string) {
 		var targets []appliance.Target
-		for i, d := range disks {
+		for i, d := range ds {
 			targets = append(targets, appliance.Target{Capacity: int64(len(d.base)), Extents: d.extents,
-				Source: bytes.NewReader(d.want), Base: bytes.NewReader(bases[i])})
+				Source: bytes.NewReader(d.want), Base: bytes.NewReader(bases[i]), Unit: units[i]})
 		}
 		var p bytes.Buffer
 		id, _, err := appliance.WritePayload(context.Background(), &p, targets)
 		require.NoError(t, err)
 		return p.Bytes(), id
 	}
-	payload, id := makePayload(disks[0].base, disks[1].base)
+	payload, id := makePayload(disks, []int{1, 2}, disks[0].base, disks[1].base)
 	other := bytes.Clone(disks[1].base)
 	other[50<<20+12345] ^= 0x40
-	wrongPayload, wrongID := makePayload(disks[0].base, other)
+	wrongPayload, wrongID := makePayload(disks, []int{1, 2}, disks[0].base, other)
+	equalPayload, equalID := makePayload(equal, []int{1, 2}, equal[0].base, equal[1].base)
+	// On LSI Logic SAS the unit is the disk's phy, which Linux's SCSI
+	// target numbers (0, 1, 2 in the order found) are not: units with a
+	// gap, and the targets in the reverse order of their units, tell.
+	gapPayload, gapID := makePayload(equal, []int{5, 2}, equal[0].base, equal[1].base)
 
 	type bootCase struct {
 		name, controller string
+		disks            []*bootDisk
 		payload          []byte
 		id               string
 		ok               bool
 		iso              bool
+		// units are the SCSI units of the first target, the payload and
+		// the second target (esxUnits on a SCSI controller if nil).
+		units []int
 	}
 	cases := []bootCase{
-		{"pvscsi", "pvscsi", payload, id, true, false},
-		{"lsisas", "lsisas", payload, id, true, false},
-		{"ahci", "ahci", payload, id, true, false},
-		{"nvme", "nvme", payload, id, true, false},
-		{"guard-mismatch", "pvscsi", wrongPayload, wrongID, false, false},
+		{name: "pvscsi", controller: "pvscsi", disks: disks, payload: payload, id: id, ok: true},
+		{name: "lsisas", controller: "lsisas", disks: disks, payload: payload, id: id, ok: true},
+		// No units: the payload's are not used, the guards tell.
+		{name: "ahci", controller: "ahci", disks: disks, payload: payload, id: id, ok: true},
+		{name: "nvme", controller: "nvme", disks: disks, payload: payload, id: id, ok: true},
+		{name: "guard-mismatch", controller: "pvscsi", disks: disks, payload: wrongPayload, id: wrongID},
 		// As on ESXi: booted from the ISO image with ESXi's command line,
 		// the report on the one serial port.
-		{"iso", "pvscsi", payload, id, true, true},
+		{name: "iso", controller: "pvscsi", disks: disks, payload: payload, id: id, ok: true, iso: true},
+		// Disks the guards cannot tell apart: the units do.
+		{name: "pvscsi-equal", controller: "pvscsi", disks: equal, payload: equalPayload, id: equalID, ok: true},
+		{name: "lsisas-equal-gap", controller: "lsisas", disks: equal, payload: gapPayload, id: gapID, ok: true, units: []int{5, 0, 2}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -107,10 +138,14 @@ func TestBoot(t *testing.T) {
 			// The payload between the targets, so that it is neither the
 			// first disk nor the last.
 			files := []string{filepath.Join(dir, "disk0.img"), filepath.Join(dir, "payload.img"), filepath.Join(dir, "disk1.img")}
-			require.NoError(t, os.WriteFile(files[0], disks[0].base, 0o644))
+			require.NoError(t, os.WriteFile(files[0], c.disks[0].base, 0o644))
 			require.NoError(t, os.WriteFile(files[1], c.payload, 0o644))
-			require.NoError(t, os.WriteFile(files[2], disks[1].base, 0o644))
-			args, err := appliancevm.Attach(c.controller, files...)
+			require.NoError(t, os.WriteFile(files[2], c.disks[1].base, 0o644))
+			units := c.units
+			if units == nil && appliancevm.HasUnits(c.controller) {
+				units = esxUnits
+			}
+			args, err := appliancevm.AttachAt(c.controller, units, files...)
 			require.NoError(t, err)
 
 			console, report := boot(t, qemu, res, iso, dir, args)
@@ -118,6 +153,7 @@ func TestBoot(t *testing.T) {
 			// The report: JSON lines (after an empty one), the last one
 			// the result.
 			var events []string
+			var guardUnits []int // of the guard lines that matched (-1: no unit)
 			sc := bufio.NewScanner(bytes.NewReader(report))
 			for sc.Scan() {
 				if len(bytes.TrimSpace(sc.Bytes())) == 0 {
@@ -126,8 +162,15 @@ func TestBoot(t *testing.T) {
 				var l appliance.ReportLine
 				require.NoError(t, json.Unmarshal(sc.Bytes(), &l), "report line %q", sc.Text())
 				events = append(events, l.Event)
+				if l.Event == "guard" && l.OK {
+					u := -1
+					if l.Unit != nil {
+						u = *l.Unit
+					}
+					guardUnits = append(guardUnits, u)
+				}
 			}
-			t.Logf("report events: %v", events)
+			t.Logf("report events: %v, units %v", events, guardUnits)
 			require.NotEmpty(t, events, "console:\n%s", appliancevm.Tail(console, 40))
 			reportErr := appliance.ReadReport(bytes.NewReader(report), c.id)
 
@@ -147,6 +190,15 @@ func TestBoot(t *testing.T) {
 			saw("holds payload "+c.id, true)
 			saw("reboot: Power down", true)
 			saw("Kernel panic", false)
+			// The units: on the SCSI controllers, the targets'; none
+			// elsewhere.
+			if units != nil {
+				saw(fmt.Sprintf(", unit %d)", units[0]), true)
+				saw(fmt.Sprintf(", unit %d)", units[2]), true)
+				saw("no SCSI units", false)
+			} else {
+				saw("no SCSI units", true)
+			}
 			got := make([][]byte, 2)
 			for i, f := range []string{files[0], files[2]} {
 				var err error
@@ -160,14 +212,19 @@ func TestBoot(t *testing.T) {
 				require.NoError(t, reportErr, "console:\n%s", appliancevm.Tail(console, 40))
 				assert.Equal(t, "done", events[len(events)-1])
 				saw("standbykit-writer: done", true)
-				for i, d := range disks {
+				for i, d := range c.disks {
 					assert.True(t, bytes.Equal(d.want, got[i]), "disk %d is base ⊕ changes", i)
+				}
+				if units != nil {
+					assert.Equal(t, []int{units[0], units[2]}, guardUnits, "the report tells the units")
+				} else {
+					assert.Equal(t, []int{-1, -1}, guardUnits, "no units reported")
 				}
 			} else {
 				require.ErrorIs(t, reportErr, appliance.ErrGuard, "console:\n%s", appliancevm.Tail(console, 40))
 				assert.Equal(t, "error", events[len(events)-1])
 				saw("standbykit-writer: failed", true)
-				for i, d := range disks {
+				for i, d := range c.disks {
 					assert.True(t, bytes.Equal(d.base, got[i]), "disk %d is left as it was", i)
 				}
 			}

@@ -24,7 +24,9 @@ const (
 // and not to the page cache. Direct I/O needs the buffer, offset and
 // length aligned: disk reads and writes through aligned bounce buffers,
 // and turns writes that do not cover whole blocks into
-// read-modify-write of those blocks. It satisfies appliance.Disk.
+// read-modify-write of those blocks. It satisfies appliance.Disk, and
+// appliance.Addressed: a disk on the payload's pvscsi or mptsas adapter
+// knows its SCSI unit (work sets it from sysfs: see scsiaddr.go).
 type disk struct {
 	f      *os.File
 	path   string
@@ -32,6 +34,7 @@ type disk struct {
 	block  int64 // the I/O granularity of direct I/O: the logical block size
 	direct bool
 	device bool
+	unit   int // the SCSI unit on the appliance's controller, -1 if unknown
 
 	rmw  sync.Mutex // serialises read-modify-writes of partial blocks
 	bufs sync.Pool
@@ -60,7 +63,7 @@ func openDiskMode(path string, writable, direct bool) (*disk, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &disk{f: f, path: path, direct: direct, block: 512}
+	d := &disk{f: f, path: path, direct: direct, block: 512, unit: -1}
 	d.bufs.New = func() any { return alignedBuf(chunk) }
 	fi, err := f.Stat()
 	if err != nil {
@@ -107,6 +110,10 @@ func alignedBuf(n int) []byte {
 }
 
 func (d *disk) Size() int64 { return d.size }
+
+// Unit is the disk's SCSI unit on the appliance's controller, if known
+// (appliance.Addressed).
+func (d *disk) Unit() (int, bool) { return d.unit, d.unit >= 0 }
 
 func (d *disk) Close() error { return d.f.Close() }
 

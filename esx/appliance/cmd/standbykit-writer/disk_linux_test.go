@@ -208,3 +208,68 @@ func TestWork(t *testing.T) {
 	}
 	t.Log(log.String())
 }
+
+// TestWorkUnits runs the writer's work with two empty disks of a size
+// that the payload writes over the same ranges: on pvscsi the units tell
+// them apart; where the disks have no units (the same tree, on AHCI) the
+// guard alone cannot, and nothing is written.
+func TestWorkUnits(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	const size = 1 << 20
+	exts := []extent.Extent{{Off: 0, Len: 4096}, {Off: 65536, Len: 512 * 37}}
+	zero := make([]byte, size)
+	news := [2][]byte{bytes.Clone(zero), bytes.Clone(zero)}
+	for _, n := range news {
+		for _, e := range exts {
+			copy(n[e.Off:], randomBytes(r, int(e.Len)))
+		}
+	}
+	var p bytes.Buffer
+	id, _, err := appliance.WritePayload(context.Background(), &p, []appliance.Target{
+		{Capacity: size, Extents: exts, Source: bytes.NewReader(news[0]), Base: bytes.NewReader(zero), Unit: 1},
+		{Capacity: size, Extents: exts, Source: bytes.NewReader(news[1]), Base: bytes.NewReader(zero), Unit: 2},
+	})
+	require.NoError(t, err)
+	payload := p.Bytes()
+
+	for _, driver := range []string{"vmw_pvscsi", "ahci"} {
+		t.Run(driver, func(t *testing.T) {
+			dev := t.TempDir()
+			sys := newFakeSys()
+			host := sys.scsiHost("0000:00:10.0", 2, driver)
+			// sdb is at unit 2, sdc at unit 1: names do not follow units.
+			for _, d := range []struct {
+				name string
+				unit int
+				data []byte
+			}{{"sda", 0, payload}, {"sdb", 2, zero}, {"sdc", 1, zero}} {
+				require.NoError(t, os.WriteFile(filepath.Join(dev, d.name), d.data, 0o644))
+				sys.scsiDisk(d.name, fmt.Sprintf("8:%d", 16*d.unit), int64(len(d.data)), host, 2, 0, d.unit, 0)
+			}
+			var log strings.Builder
+			var report bytes.Buffer
+			e := env{sys: sys, devDir: dev, report: &report, logf: func(f string, a ...any) { fmt.Fprintf(&log, f+"\n", a...) }}
+			res, err := work(context.Background(), e)
+			t.Log(log.String())
+			got := func(name string) []byte {
+				b, err := os.ReadFile(filepath.Join(dev, name))
+				require.NoError(t, err)
+				return b
+			}
+			if driver == "ahci" {
+				require.ErrorIs(t, err, appliance.ErrGuard)
+				assert.ErrorContains(t, err, "ambiguous")
+				assert.Contains(t, log.String(), "no SCSI units: the payload disk's adapter (ahci) gives no units")
+				assert.True(t, bytes.Equal(zero, got("sdb")) && bytes.Equal(zero, got("sdc")), "nothing written")
+				return
+			}
+			require.NoError(t, err)
+			require.NoError(t, appliance.ReadReport(bytes.NewReader(report.Bytes()), id))
+			assert.Equal(t, []int{1, 0}, res.Targets, "target 0 on sdc (unit 1), target 1 on sdb (unit 2)")
+			assert.True(t, bytes.Equal(news[0], got("sdc")), "sdc is target 0")
+			assert.True(t, bytes.Equal(news[1], got("sdb")), "sdb is target 1")
+			assert.Contains(t, log.String(), "payload on sda (49152 bytes, 2:0:0:0 on vmw_pvscsi); disks: sdb (1 MiB, 2:0:2:0 on vmw_pvscsi, unit 2), sdc (1 MiB, 2:0:1:0 on vmw_pvscsi, unit 1)")
+			assert.Contains(t, report.String(), `"unit":1`)
+		})
+	}
+}

@@ -23,9 +23,9 @@
 //  5. opens the payload disk read-only and every other disk read-write
 //     with O_DIRECT (through aligned bounce buffers, so that what Apply
 //     writes and reads back goes to the device, never the page cache),
-//     and calls appliance.Apply, its JSON-lines report going through a
-//     pipe to process 1, which copies each complete line to the serial
-//     port;
+//     each knowing its SCSI unit where it has one (below), and calls
+//     appliance.Apply, its JSON-lines report going through a pipe to
+//     process 1, which copies each complete line to the serial port;
 //
 // then process 1 writes an error line if the report does not end with a
 // result ("done" or "error") — when the worker failed before Apply, or
@@ -33,6 +33,47 @@
 // syncs, and powers the VM off. It never drops to a shell and never
 // waits for anyone: on ESXi the VM's power-off is how package esx learns
 // that the report file is complete.
+//
+// # SCSI units
+//
+// Package esx attaches the payload disk at unit 0 of the appliance's one
+// pvscsi controller and the target disks at units 1, 2, … (skipping 7,
+// the controller's own), and names each target's unit in the payload,
+// so that Apply tells apart disks the guards cannot: two of a capacity
+// whose content over the ranges written is the same (two empty data
+// disks, say). The writer's disks report their units
+// (appliance.Addressed) by this rule (scsiaddr.go):
+//
+//  1. the disk's device, the link /sys/block/<disk>/device, names a SCSI
+//     device directory host:channel:target:LUN, with channel 0 and LUN 0;
+//  2. its host adapter's driver, /sys/class/scsi_host/host<host>/proc_name,
+//     is vmw_pvscsi or mptsas, and the unit is, on vmw_pvscsi, the
+//     target number, which that driver takes straight from the
+//     controller (the unit number on ESXi, the scsi-id under QEMU:
+//     scsi-id 3, 5, 6, 9, 15 show as 0:0:3:0, 0:0:5:0, 0:0:6:0, 0:0:9:0,
+//     0:0:15:0); on mptsas, the phy identifier of the disk's SAS end
+//     device (/sys/class/sas_device/end_device-<host>:…, the one whose
+//     scsi_target_id is the target number), because there the target
+//     number is no unit: the SAS transport class numbers end devices in
+//     the order it finds them (scsi-id 3, 5, 6 show as 0:0:0:0, 0:0:1:0,
+//     0:0:2:0), while QEMU's SAS1068 puts scsi-id N on phy N (esx gives
+//     the appliance no LSI Logic SAS controller: this is seen under QEMU
+//     only);
+//  3. the disk is on the payload disk's host adapter, and the payload
+//     disk is at unit 0 (esx's layout): units elsewhere are not the ones
+//     the payload names.
+//
+// Every other disk reports no unit: NVMe and virtio disks (their device
+// is no SCSI device), ATA disks behind AHCI (SCSI devices sdX too, but on
+// hosts whose driver is ahci, one per port, target 0), disks of other
+// drivers or on another adapter than the payload's, and all of them when
+// the payload disk is not at unit 0 of a pvscsi or mptsas adapter. Apply
+// then matches the targets by capacity and guard, as ever. The disks'
+// names do not follow their units: under QEMU's pvscsi, with scsi-id 9,
+// 3 and 15, sda was at 0:0:9:0, sdb at 0:0:15:0 and sdc at 0:0:3:0. The
+// console tells each disk's address and
+// unit ("sdb (64 MiB, 0:0:1:0 on vmw_pvscsi, unit 1)"), or why there are
+// no units.
 //
 // # Kernel command line
 //
@@ -58,19 +99,25 @@
 // (STANDBYKIT_KERNEL_DEB, else apt-get download into
 // $XDG_CACHE_HOME/standbykit or ~/.cache/standbykit), makes a payload
 // with appliance.WritePayload for two raw disk images of random content
-// (64 and 96 MiB), and boots the appliance in qemu-system-x86_64 under
-// TCG with the payload and the two disks on each controller StandbyKit
-// gives standby VMs in turn: VMware paravirtual SCSI (pvscsi), LSI Logic
-// SAS (mptsas1068), AHCI and NVMe. After each power-off it checks the
-// report with appliance.ReadReport, the console (every module loaded, the
-// payload disk found, a power-off rather than a panic), that both images
-// are now base ⊕ changes byte for byte and the payload image untouched;
-// one more boot with a payload made for other content must report a
-// guard mismatch and leave both images as they were; and one boots the
-// ISO image (image.BuildISO) from the CD-ROM drive with ESXi's command
-// line, the report on the one serial port, as on ESXi. The boots run in
-// parallel, about 10 s each under TCG; the whole test takes about 40 s on
-// two cores. It is skipped without qemu-system-x86_64 (Debian package
+// (64 and 96 MiB), at SCSI units 1 and 2, and boots the appliance in
+// qemu-system-x86_64 under TCG with the payload and the two disks on
+// each controller StandbyKit gives standby VMs in turn: VMware
+// paravirtual SCSI (pvscsi), LSI Logic SAS (mptsas1068), AHCI and NVMe —
+// on the SCSI ones at esx's units (scsi-id 0 for the payload, 1 and 2
+// for the targets; appliancevm.AttachAt). After each power-off it checks
+// the report with appliance.ReadReport (and the units it tells), the
+// console (every module loaded, the payload disk found, the units or
+// their absence, a power-off rather than a panic), that both images are
+// now base ⊕ changes byte for byte and the payload image untouched; one
+// more boot with a payload made for other content must report a guard
+// mismatch and leave both images as they were; one boots the ISO image
+// (image.BuildISO) from the CD-ROM drive with ESXi's command line, the
+// report on the one serial port, as on ESXi; and two boot with two empty
+// target disks of 48 MiB written over the same ranges, which only their
+// units tell apart: on pvscsi at units 1 and 2, and on LSI Logic SAS at
+// units 5 and 2 (so that Linux's SCSI target numbers, 2 and 1, are not
+// the units). The boots run in parallel, about 10 s each under TCG; the
+// whole test takes about 40 s on two cores. It is skipped without qemu-system-x86_64 (Debian package
 // qemu-system-x86) or a kernel package (the ISO boot without xorriso or
 // isolinux), and fails instead in CI (STANDBYKIT_REQUIRE_ORACLES=1);
 // -short skips it.

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -59,9 +60,16 @@ func work(ctx context.Context, e env) (appliance.Result, error) {
 		return appliance.Result{}, fmt.Errorf("payload disk: %w", err)
 	}
 	defer payload.Close()
+	// The SCSI units of the disks on the payload's controller (scsiaddr.go).
+	paddr := diskAddr(e.sys, payloadDev.Name)
+	addrs := make([]*scsiAddr, len(others))
+	for i, d := range others {
+		addrs[i] = diskAddr(e.sys, d.Name)
+	}
+	units, why := controllerUnits(paddr, addrs)
 	var disks []appliance.Disk
 	var names []string
-	for _, d := range others {
+	for i, d := range others {
 		if d.ReadOnly {
 			e.logf("%s is read-only: not a target", d.Name)
 			continue
@@ -71,10 +79,14 @@ func work(ctx context.Context, e env) (appliance.Result, error) {
 			return appliance.Result{}, fmt.Errorf("disk %s: %w", d.Name, err)
 		}
 		defer dk.Close()
+		dk.unit = units[i]
 		disks = append(disks, dk)
-		names = append(names, d.String())
+		names = append(names, describe(d, addrs[i], dk.unit))
 	}
-	e.logf("payload on %s; disks: %v", payloadDev, names)
+	e.logf("payload on %s; disks: %s", describe(payloadDev, paddr, -1), strings.Join(names, ", "))
+	if why != "" {
+		e.logf("no SCSI units: %s", why)
+	}
 	return appliance.Apply(ctx, payload, payload.Size(), disks, e.report)
 }
 
@@ -108,4 +120,17 @@ func (e env) probe(d blockDev) (bool, error) {
 		return false, nil
 	}
 	return false, err
+}
+
+// describe tells a disk for the console: name, size, SCSI address and
+// unit (-1: none), "sdb (64 MiB, 0:0:1:0 on vmw_pvscsi, unit 1)".
+func describe(d blockDev, a *scsiAddr, unit int) string {
+	s := d.Name + " (" + humanSize(d.Size)
+	if a != nil {
+		s += ", " + a.String()
+	}
+	if unit >= 0 {
+		s += fmt.Sprintf(", unit %d", unit)
+	}
+	return s + ")"
 }
