@@ -5,12 +5,12 @@ import (
 	"io"
 	"path/filepath"
 	"runtime"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/standbykit/standbykit/internal/heapprobe"
 )
 
 // sparseDisk is a synthetic disk: one 64 KiB run of data every stride
@@ -42,29 +42,6 @@ func (s sparseDisk) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// peakHeap samples the live heap until stop is called and returns the
-// highest value seen.
-func peakHeap() (stop func() uint64) {
-	var peak atomic.Uint64
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-			select {
-			case <-done:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
-	})
-	return func() uint64 { close(done); wg.Wait(); return peak.Load() }
-}
-
 // TestMemoryBoundedOnLargeDisk writes and reads a 16 GiB disk whose every
 // block is recorded in an incremental (256 Ki index entries) and checks
 // that the heap stays far below the 256 MiB budget.
@@ -78,7 +55,7 @@ func TestMemoryBoundedOnLargeDisk(t *testing.T) {
 	}
 	dir := t.TempDir()
 	runtime.GC()
-	stop := peakHeap()
+	stop := heapprobe.Start(5 * time.Millisecond)
 	ctx := context.Background()
 	// Sparse data: the full image holds 16 Ki data blocks of 64 KiB.
 	full := sparseDisk{size: size, stride: 1 << 20, gen: 1}

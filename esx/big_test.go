@@ -5,13 +5,12 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
-	"runtime"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/standbykit/standbykit/internal/heapprobe"
 
 	"github.com/standbykit/standbykit/aipimage"
 	"github.com/standbykit/standbykit/bootpoint"
@@ -37,33 +36,6 @@ func (p patterned) ReadAt(b []byte, off int64) (int, error) {
 	return len(b), nil
 }
 
-// peakHeap samples the heap in use until stop is called, and returns the
-// peak.
-func peakHeap() (stop func() uint64) {
-	var peak atomic.Uint64
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-			select {
-			case <-done:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	})
-	return func() uint64 {
-		close(done)
-		wg.Wait()
-		return peak.Load()
-	}
-}
-
 // A 3 TiB disk: the base imported and one boot point written by the
 // appliance into the (non-vmfsSparse) delta the host makes for disks of
 // 2 TiB and more, with bounded memory; qemu-io reads the changed ranges
@@ -83,7 +55,7 @@ func TestThreeTiBDisk(t *testing.T) {
 	// The changes: the first 4 KiB, a sector past 2 TiB.
 	changes := []aipimage.Extent{{Off: 0, Len: 4096}, {Off: 2<<40 + 1<<20, Len: 512}}
 
-	stop := peakHeap()
+	stop := heapprobe.Start(20 * time.Millisecond)
 	vm, err := h.CreateStandby(ctx, bootpoint.VMSpec{Name: "big"}, []bootpoint.Delta{{Disk: 0, Size: size, Extents: base.extents, Source: base}})
 	require.NoError(t, err)
 	_, err = h.AddBootPoint(ctx, vm, nil, "bootpoint 0000", "p0")

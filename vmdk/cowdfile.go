@@ -165,15 +165,19 @@ func CreateCOWD(f ReadWriterAt, capacity int64) (*COWDFile, error) {
 }
 
 // read fills p from off; a file shorter than its stated length is corrupt.
-func (c *COWDFile) read(p []byte, off int64) error {
-	n, err := c.f.ReadAt(p, off)
+func (c *COWDFile) read(p []byte, off int64) error { return readFull(c.f, p, off, "COWD") }
+
+// readFull fills p from r at off: a file (of the kind what names) that
+// ends before is corrupt, other failures are I/O errors.
+func readFull(r io.ReaderAt, p []byte, off int64, what string) error {
+	n, err := r.ReadAt(p, off)
 	if n == len(p) {
 		return nil
 	}
 	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return corruptf("COWD file ends before byte %d", off+int64(len(p)))
+		return corruptf("%s file ends before byte %d", what, off+int64(len(p)))
 	}
-	return fmt.Errorf("vmdk: reading the COWD extent at %d: %w", off, err)
+	return fmt.Errorf("vmdk: reading the %s extent at %d: %w", what, off, err)
 }
 
 // scan checks the grain tables and learns the allocated sectors and the

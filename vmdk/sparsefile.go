@@ -3,7 +3,6 @@ package vmdk
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -247,16 +246,7 @@ func checkWritableHeader(h sparseHeader, head []byte) error {
 }
 
 // read fills p from off; a file shorter than its stated length is corrupt.
-func (s *SparseFile) read(p []byte, off int64) error {
-	n, err := s.f.ReadAt(p, off)
-	if n == len(p) {
-		return nil
-	}
-	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return corruptf("sparse file ends before byte %d", off+int64(len(p)))
-	}
-	return fmt.Errorf("vmdk: reading the sparse extent at %d: %w", off, err)
-}
+func (s *SparseFile) read(p []byte, off int64) error { return readFull(s.f, p, off, "sparse") }
 
 // readDir reads n uint32 entries at sector off.
 func (s *SparseFile) readDir(off, n int64) ([]uint32, error) {
