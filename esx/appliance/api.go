@@ -115,9 +115,10 @@ type ReportLine struct {
 	Error     string `json:"error,omitempty"`
 }
 
-// ReadReport parses an Apply report (bounded: at most maxReport bytes and
-// lines as Apply writes them) and returns the result it tells for payload
-// id: nil when the report ends with a successful "done" for that payload,
-// an error naming the failure otherwise (including a report of another
-// payload, an empty or cut report).
+// ReadReport parses an Apply report (bounded: at most 1 MiB, 10,000 lines,
+// 8 KiB a line once the payload's report has started; noise before it,
+// such as a console's, and reports of other payloads are skipped) and
+// returns the result it tells for payload id: nil when the report ends
+// with a successful "done" for that payload, an ErrReport naming the
+// failure otherwise (including an empty or cut report).
 func ReadReport(r io.Reader, id string) error { return readReport(r, id) }

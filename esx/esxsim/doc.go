@@ -39,9 +39,10 @@
 // A VM whose notes mark it as StandbyKit's writer appliance
 // (appliance.IsApplianceAnnotation) runs the appliance's program in
 // process when powered on: appliance.Apply against the disks attached to
-// it (the first one the payload, the others the leaves it writes, which
-// get new content IDs), its report into the file its serial port is
-// backed by, then it powers itself off. SetApplianceFault makes its next
+// it (the payload found by appliance.PayloadID; the others, with their
+// unit numbers, the leaves it may write, which get new content IDs when
+// written), its report into the file its serial port is backed by, then
+// it powers itself off. SetApplianceFault makes its next
 // run hang, damage the data it writes, or cut its report.
 //
 // The snapshot methods esxsim does not model (CreateSnapshotEx,
