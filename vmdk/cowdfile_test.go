@@ -436,6 +436,22 @@ func TestCOWDFileConcurrent(t *testing.T) {
 	capacity := int64(16 << 20)
 	c, err := CreateCOWD(m, capacity)
 	require.NoError(t, err)
+	checkConcurrentWrites(t, c, capacity, 24, func() (writableExtent, error) { return OpenCOWD(m, int64(len(m.b))) })
+}
+
+// writableExtent is what COWDFile and SparseFile have in common.
+type writableExtent interface {
+	io.ReaderAt
+	io.WriterAt
+	Allocated() []Range
+}
+
+// checkConcurrentWrites writes, from eight goroutines, 8 sectors every
+// stride sectors of each one's eighth of the extent while eight others
+// read, then checks the extent reopened: same allocation, every sector
+// as written.
+func checkConcurrentWrites(t *testing.T, x writableExtent, capacity, stride int64, reopen func() (writableExtent, error)) {
+	t.Helper()
 	var wg sync.WaitGroup
 	const writers = 8
 	chunk := capacity / writers
@@ -444,8 +460,8 @@ func TestCOWDFileConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			p := bytes.Repeat([]byte{byte(w + 1)}, 8*SectorSize)
-			for off := int64(w) * chunk; off < int64(w+1)*chunk; off += 3 * int64(len(p)) {
-				if _, err := c.WriteAt(p, off); err != nil {
+			for off := int64(w) * chunk; off < int64(w+1)*chunk; off += stride * SectorSize {
+				if _, err := x.WriteAt(p, off); err != nil {
 					t.Error(err)
 					return
 				}
@@ -455,25 +471,25 @@ func TestCOWDFileConcurrent(t *testing.T) {
 			defer wg.Done()
 			buf := make([]byte, 64<<10)
 			for range 50 {
-				if _, err := c.ReadAt(buf, int64(w)*chunk); err != nil {
+				if _, err := x.ReadAt(buf, int64(w)*chunk); err != nil {
 					t.Error(err)
 					return
 				}
-				_ = c.Allocated()
+				_ = x.Allocated()
 			}
 		}()
 	}
 	wg.Wait()
-	again, err := OpenCOWD(m, int64(len(m.b)))
+	again, err := reopen()
 	require.NoError(t, err)
-	require.Equal(t, c.Allocated(), again.Allocated())
+	require.Equal(t, x.Allocated(), again.Allocated())
 	got := make([]byte, capacity)
 	_, err = again.ReadAt(got, 0)
 	require.NoError(t, err)
 	for off := int64(0); off < capacity; off += SectorSize {
 		w := off / chunk
 		want := byte(0)
-		if (off-w*chunk)%(24*SectorSize) < 8*SectorSize {
+		if (off-w*chunk)%(stride*SectorSize) < 8*SectorSize {
 			want = byte(w + 1)
 		}
 		require.Equal(t, want, got[off], "offset %d", off)

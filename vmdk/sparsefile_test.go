@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -353,48 +352,7 @@ func TestSparseFileConcurrent(t *testing.T) {
 	capacity := int64(80 << 20)
 	s, err := CreateSparse(m, capacity)
 	require.NoError(t, err)
-	var wg sync.WaitGroup
-	const writers = 8
-	chunk := capacity / writers
-	for w := range writers {
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			p := bytes.Repeat([]byte{byte(w + 1)}, 8*SectorSize)
-			for off := int64(w) * chunk; off < int64(w+1)*chunk; off += 48 * int64(len(p)) {
-				if _, err := s.WriteAt(p, off); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		}()
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 64<<10)
-			for range 50 {
-				if _, err := s.ReadAt(buf, int64(w)*chunk); err != nil {
-					t.Error(err)
-					return
-				}
-				_ = s.Allocated()
-			}
-		}()
-	}
-	wg.Wait()
-	again, err := OpenSparse(m, int64(len(m.b)))
-	require.NoError(t, err)
-	require.Equal(t, s.Allocated(), again.Allocated())
-	got := make([]byte, capacity)
-	_, err = again.ReadAt(got, 0)
-	require.NoError(t, err)
-	for off := int64(0); off < capacity; off += SectorSize {
-		w := off / chunk
-		want := byte(0)
-		if (off-w*chunk)%(48*8*SectorSize) < 8*SectorSize {
-			want = byte(w + 1)
-		}
-		require.Equal(t, want, got[off], "offset %d", off)
-	}
+	checkConcurrentWrites(t, s, capacity, 48*8, func() (writableExtent, error) { return OpenSparse(m, int64(len(m.b))) })
 }
 
 // sparseSample returns a small valid extent made by CreateSparse: 1 MiB
