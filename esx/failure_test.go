@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -291,4 +293,24 @@ func TestApplianceUpgradeAndForeignName(t *testing.T) {
 	h2.Appliance = ApplianceOptions{Name: "sb", WithoutBootImage: true}
 	_, _, err = h2.acquireAppliance(ctx)
 	require.ErrorContains(t, err, "not StandbyKit's writer appliance")
+}
+
+// Deployed with a boot image, the appliance gets it on a CD-ROM drive,
+// uploaded into its folder.
+func TestApplianceBootImage(t *testing.T) {
+	sim, h := startHost(t)
+	iso := bytes.Repeat([]byte("CD001"), 1000)
+	h.Appliance = ApplianceOptions{Image: memFile("standbykit-writer.iso", iso), Poll: 10 * time.Millisecond}
+	ctx := context.Background()
+	app, release, err := h.acquireAppliance(ctx)
+	require.NoError(t, err)
+	release()
+	cds := object.VirtualDeviceList(app.mo.Config.Hardware.Device).SelectByType((*types.VirtualCdrom)(nil))
+	require.Len(t, cds, 1)
+	b, ok := cds[0].GetVirtualDevice().Backing.(*types.VirtualCdromIsoBackingInfo)
+	require.True(t, ok, "%T", cds[0].GetVirtualDevice().Backing)
+	require.Equal(t, "[datastore1] standbykit-writer/standbykit-writer.iso", b.FileName)
+	got, err := os.ReadFile(filepath.Join(sim.Dir, "standbykit-writer", "standbykit-writer.iso"))
+	require.NoError(t, err)
+	require.Equal(t, iso, got)
 }
