@@ -87,7 +87,12 @@ var (
 func Connect(ctx context.Context, cfg Config) (*Host, error) {
 	u, err := soap.ParseURL(cfg.URL)
 	if err != nil {
-		return nil, fmt.Errorf("esx: URL %q: %w", cfg.URL, err)
+		// The URL may hold a password: name what is wrong, not the URL.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("esx: the server URL does not parse (not shown: it may hold a password): %w", err)
 	}
 	if u == nil {
 		return nil, errors.New("esx: no URL")

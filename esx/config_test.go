@@ -1,6 +1,7 @@
 package esx
 
 import (
+	"context"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -64,5 +65,15 @@ func TestConfigFromEnv(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, tc.want, got)
 		})
+	}
+}
+
+// An unparsable URL is reported without the URL: it may hold a password.
+func TestBadURLHidesPassword(t *testing.T) {
+	for _, u := range []string{"https://root:s3cret@host:bad/sdk", "root:s3cret@ho st", "%zz:s3cret@x"} {
+		_, err := Connect(context.Background(), Config{URL: u})
+		require.Error(t, err)
+		require.NotContains(t, err.Error(), "s3cret", u)
+		require.Contains(t, err.Error(), "does not parse")
 	}
 }
