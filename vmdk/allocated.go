@@ -2,7 +2,6 @@ package vmdk
 
 import (
 	"fmt"
-	"slices"
 )
 
 // Allocated returns the byte ranges that link depth of the chain (0 = the
@@ -44,17 +43,14 @@ func (c *Chain) Allocated(depth int) ([]Range, error) {
 func (t *tableExtent) allocated(start int64, out *rangeList) error {
 	grains := ceilDiv(t.capacity, t.grain)
 	used := min(int64(len(t.gd)), ceilDiv(grains, t.gteCount))
-	var tables []int64
+	var tables []uint32
 	for _, gde := range t.gd[:used] {
 		if gde != 0 {
-			tables = append(tables, int64(gde)*SectorSize)
+			tables = append(tables, gde)
 		}
 	}
-	slices.Sort(tables)
-	for i := 1; i < len(tables); i++ {
-		if tables[i]-tables[i-1] < t.gteCount*4 {
-			return corruptf("grain tables at bytes %d and %d overlap", tables[i-1], tables[i])
-		}
+	if err := sortTables(tables, ceilDiv(t.gteCount*4, SectorSize)); err != nil {
+		return err
 	}
 	for gdi, gde := range t.gd[:used] {
 		first := int64(gdi) * t.gteCount

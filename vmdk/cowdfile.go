@@ -193,11 +193,8 @@ func (c *COWDFile) scan(hdrFree int64) error {
 		}
 		c.gts = append(c.gts, e)
 	}
-	slices.Sort(c.gts)
-	for i := 1; i < len(c.gts); i++ {
-		if c.gts[i]-c.gts[i-1] < cowdGTSectors {
-			return corruptf("grain tables at sectors %d and %d overlap", c.gts[i-1], c.gts[i])
-		}
+	if err := sortTables(c.gts, cowdGTSectors); err != nil {
+		return err
 	}
 	c.free = hdrFree
 	if n := len(c.gts); n > 0 {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 )
 
@@ -344,4 +345,17 @@ func readTable(r io.ReaderAt, fileSize, off, n int64) ([]uint32, error) {
 		v[i] = binary.LittleEndian.Uint32(b[i*4:])
 	}
 	return v, nil
+}
+
+// sortTables sorts the starting sectors of grain tables of tableSectors
+// sectors each and checks that no two overlap: overlapping tables would
+// let a small file describe far more grains than it holds.
+func sortTables(starts []uint32, tableSectors int64) error {
+	slices.Sort(starts)
+	for i := 1; i < len(starts); i++ {
+		if int64(starts[i])-int64(starts[i-1]) < tableSectors {
+			return corruptf("grain tables at sectors %d and %d overlap", starts[i-1], starts[i])
+		}
+	}
+	return nil
 }

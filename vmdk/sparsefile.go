@@ -284,11 +284,8 @@ func (s *SparseFile) scan() error {
 			s.tableAt = append(s.tableAt, at)
 		}
 	}
-	slices.Sort(s.tableAt)
-	for i := 1; i < len(s.tableAt); i++ {
-		if s.tableAt[i]-s.tableAt[i-1] < gtSectors {
-			return corruptf("grain tables at sectors %d and %d overlap", s.tableAt[i-1], s.tableAt[i])
-		}
+	if err := sortTables(s.tableAt, gtSectors); err != nil {
+		return err
 	}
 	buf := make([]byte, gtesPerGT*4)
 	gt, rgt := make([]uint32, gtesPerGT), make([]uint32, gtesPerGT)
