@@ -49,6 +49,8 @@ type MemDisk struct {
 	writes, syncs int
 	unit          int
 	hasUnit       bool
+	ctrl          int
+	hasCtrl       bool
 }
 
 // NewMemDisk returns a disk of size bytes whose content starts as fill's.
@@ -135,6 +137,16 @@ func (d *MemDisk) AtUnit(u int) *MemDisk {
 
 // Unit is the SCSI unit AtUnit set (Addressed).
 func (d *MemDisk) Unit() (int, bool) { return d.unit, d.hasUnit }
+
+// OnController makes the disk report controller c (Controlled) and
+// returns it.
+func (d *MemDisk) OnController(c int) *MemDisk {
+	d.ctrl, d.hasCtrl = c, true
+	return d
+}
+
+// Controller is the controller OnController set (Controlled).
+func (d *MemDisk) Controller() (int, bool) { return d.ctrl, d.hasCtrl }
 
 func (d *MemDisk) Sync() error {
 	d.mu.Lock()

@@ -132,6 +132,33 @@ func AttachAt(controller string, units []int, files ...string) ([]string, error)
 	return append(args, c.attach(ids, units)...), nil
 }
 
+// AttachPVSCSI returns the QEMU arguments that attach groups of raw disk
+// images, each group on a pvscsi controller of its own, files[g][i] at
+// SCSI unit units[g][i]: as package esx attaches a batch of payloads to
+// the appliance, each payload with its targets on its own controller.
+func AttachPVSCSI(units [][]int, files [][]string) ([]string, error) {
+	if len(units) != len(files) {
+		return nil, fmt.Errorf("appliancevm: %d unit lists for %d groups of disks", len(units), len(files))
+	}
+	var args []string
+	for g := range files {
+		if len(units[g]) != len(files[g]) {
+			return nil, fmt.Errorf("appliancevm: group %d: %d units for %d disks", g, len(units[g]), len(files[g]))
+		}
+		c := fmt.Sprintf("c%d", g)
+		args = append(args, "-device", "pvscsi,id="+c)
+		for i, f := range files[g] {
+			if strings.Contains(f, ",") {
+				return nil, fmt.Errorf("appliancevm: QEMU cannot take a drive file whose name has a comma: %s", f)
+			}
+			id := fmt.Sprintf("g%dd%d", g, i)
+			args = append(args, "-drive", "if=none,id="+id+",format=raw,file="+f,
+				"-device", fmt.Sprintf("scsi-hd,bus=%s.0,drive=%s,scsi-id=%d", c, id, units[g][i]))
+		}
+	}
+	return args, nil
+}
+
 // VM is one boot of the appliance.
 type VM struct {
 	// Qemu is the qemu-system-x86_64 program.

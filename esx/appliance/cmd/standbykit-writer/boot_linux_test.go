@@ -127,6 +127,41 @@ func TestBoot(t *testing.T) {
 		{name: "pvscsi-equal", controller: "pvscsi", disks: equal, payload: equalPayload, id: equalID, ok: true},
 		{name: "lsisas-equal-gap", controller: "lsisas", disks: equal, payload: gapPayload, id: gapID, ok: true, units: []int{5, 0, 2}},
 	}
+	// A batch: two payloads (two standby VMs), each with its targets on a
+	// pvscsi controller of its own, at the same units.
+	t.Run("pvscsi-batch", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		type group struct {
+			payload []byte
+			id      string
+			disks   []*bootDisk
+		}
+		groups := []group{{payload, id, disks}, {equalPayload, equalID, equal}}
+		var files [][]string
+		var units [][]int
+		for g, gr := range groups {
+			names := []string{filepath.Join(dir, fmt.Sprintf("g%d-disk0.img", g)), filepath.Join(dir, fmt.Sprintf("g%d-payload.img", g)), filepath.Join(dir, fmt.Sprintf("g%d-disk1.img", g))}
+			require.NoError(t, os.WriteFile(names[0], gr.disks[0].base, 0o644))
+			require.NoError(t, os.WriteFile(names[1], gr.payload, 0o644))
+			require.NoError(t, os.WriteFile(names[2], gr.disks[1].base, 0o644))
+			files = append(files, names)
+			units = append(units, esxUnits)
+		}
+		args, err := appliancevm.AttachPVSCSI(units, files)
+		require.NoError(t, err)
+		console, report := boot(t, qemu, res, "", dir, args)
+		for g, gr := range groups {
+			require.NoError(t, appliance.ReadReport(bytes.NewReader(report), gr.id), "payload %d; console:\n%s", g, appliancevm.Tail(console, 40))
+			assert.Contains(t, console, "holds payload "+gr.id)
+			for i, f := range []string{files[g][0], files[g][2]} {
+				got, err := os.ReadFile(f)
+				require.NoError(t, err)
+				assert.True(t, bytes.Equal(gr.disks[i].want, got), "group %d disk %d is base ⊕ changes", g, i)
+			}
+		}
+		assert.Contains(t, console, "reboot: Power down")
+	})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			iso := ""

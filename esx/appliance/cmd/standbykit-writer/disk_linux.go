@@ -35,6 +35,8 @@ type disk struct {
 	direct bool
 	device bool
 	unit   int // the SCSI unit on the appliance's controller, -1 if unknown
+	// controller is the SCSI host adapter's number, -1 if unknown.
+	controller int
 
 	rmw  sync.Mutex // serialises read-modify-writes of partial blocks
 	bufs sync.Pool
@@ -63,7 +65,7 @@ func openDiskMode(path string, writable, direct bool) (*disk, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &disk{f: f, path: path, direct: direct, block: 512, unit: -1}
+	d := &disk{f: f, path: path, direct: direct, block: 512, unit: -1, controller: -1}
 	d.bufs.New = func() any { return alignedBuf(chunk) }
 	fi, err := f.Stat()
 	if err != nil {
@@ -114,6 +116,9 @@ func (d *disk) Size() int64 { return d.size }
 // Unit is the disk's SCSI unit on the appliance's controller, if known
 // (appliance.Addressed).
 func (d *disk) Unit() (int, bool) { return d.unit, d.unit >= 0 }
+
+// Controller implements appliance.Controlled.
+func (d *disk) Controller() (int, bool) { return d.controller, d.controller >= 0 }
 
 func (d *disk) Close() error { return d.f.Close() }
 

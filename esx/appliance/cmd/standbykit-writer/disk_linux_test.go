@@ -196,8 +196,10 @@ func TestWork(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dev, "sdc"), good, 0o644))
 	sys["block/sdc/size"] = &fstest.MapFile{Data: fmt.Appendf(nil, "%d\n", len(good)/512)}
 	report.Reset()
-	res, err := work(context.Background(), e)
+	results, err := work(context.Background(), e)
 	require.NoError(t, err, log.String())
+	require.Len(t, results, 1)
+	res := results[0]
 	require.NoError(t, appliance.ReadReport(bytes.NewReader(report.Bytes()), id))
 	assert.Equal(t, id, res.PayloadID)
 	assert.Equal(t, []int{1, 0}, res.Targets) // target 0 (B) on sdb, the second disk
@@ -249,8 +251,10 @@ func TestWorkUnits(t *testing.T) {
 			var log strings.Builder
 			var report bytes.Buffer
 			e := env{sys: sys, devDir: dev, report: &report, logf: func(f string, a ...any) { fmt.Fprintf(&log, f+"\n", a...) }}
-			res, err := work(context.Background(), e)
+			results, err := work(context.Background(), e)
 			t.Log(log.String())
+			require.Len(t, results, 1)
+			res := results[0]
 			got := func(name string) []byte {
 				b, err := os.ReadFile(filepath.Join(dev, name))
 				require.NoError(t, err)
@@ -259,7 +263,7 @@ func TestWorkUnits(t *testing.T) {
 			if driver == "ahci" {
 				require.ErrorIs(t, err, appliance.ErrGuard)
 				assert.ErrorContains(t, err, "ambiguous")
-				assert.Contains(t, log.String(), "no SCSI units: the payload disk's adapter (ahci) gives no units")
+				assert.Contains(t, log.String(), "no SCSI units beside sda: the payload disk's adapter (ahci) gives no units")
 				assert.True(t, bytes.Equal(zero, got("sdb")) && bytes.Equal(zero, got("sdc")), "nothing written")
 				return
 			}
@@ -268,8 +272,69 @@ func TestWorkUnits(t *testing.T) {
 			assert.Equal(t, []int{1, 0}, res.Targets, "target 0 on sdc (unit 1), target 1 on sdb (unit 2)")
 			assert.True(t, bytes.Equal(news[0], got("sdc")), "sdc is target 0")
 			assert.True(t, bytes.Equal(news[1], got("sdb")), "sdb is target 1")
-			assert.Contains(t, log.String(), "payload on sda (49152 bytes, 2:0:0:0 on vmw_pvscsi); disks: sdb (1 MiB, 2:0:2:0 on vmw_pvscsi, unit 2), sdc (1 MiB, 2:0:1:0 on vmw_pvscsi, unit 1)")
+			assert.Contains(t, log.String(), "payload on sda (49152 bytes, 2:0:0:0 on vmw_pvscsi)\ndisks: sdb (1 MiB, 2:0:2:0 on vmw_pvscsi, unit 2), sdc (1 MiB, 2:0:1:0 on vmw_pvscsi, unit 1)")
 			assert.Contains(t, report.String(), `"unit":1`)
 		})
+	}
+}
+
+// TestWorkBatch runs the writer's work with two payloads, each on its own
+// pvscsi controller with two empty disks at units 1 and 2 (two standby
+// VMs in one run): every target has the same capacity, ranges and guard,
+// so only the controllers tell the payloads' disks apart.
+func TestWorkBatch(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	const size = 1 << 20
+	exts := []extent.Extent{{Off: 512, Len: 4096}, {Off: 300 << 10, Len: 512 * 11}}
+	zero := make([]byte, size)
+	type vm struct {
+		payload []byte
+		id      string
+		news    [2][]byte
+	}
+	var vms [2]vm
+	for i := range vms {
+		var targets []appliance.Target
+		for j := range vms[i].news {
+			n := bytes.Clone(zero)
+			for _, e := range exts {
+				copy(n[e.Off:], randomBytes(r, int(e.Len)))
+			}
+			vms[i].news[j] = n
+			targets = append(targets, appliance.Target{Capacity: size, Extents: exts, Source: bytes.NewReader(n), Base: bytes.NewReader(zero), Unit: j + 1})
+		}
+		var p bytes.Buffer
+		id, _, err := appliance.WritePayload(context.Background(), &p, targets)
+		require.NoError(t, err)
+		vms[i].payload, vms[i].id = p.Bytes(), id
+	}
+	dev := t.TempDir()
+	sys := newFakeSys()
+	// Host 3's disks are listed first, and its payload before host 2's.
+	disksOf := []struct {
+		name       string
+		host, unit int
+		data       []byte
+	}{{"sda", 3, 1, zero}, {"sdb", 3, 0, vms[1].payload}, {"sdc", 2, 2, zero}, {"sdd", 3, 2, zero}, {"sde", 2, 0, vms[0].payload}, {"sdf", 2, 1, zero}}
+	hosts := map[int]string{2: sys.scsiHost("0000:00:10.0", 2, "vmw_pvscsi"), 3: sys.scsiHost("0000:00:11.0", 3, "vmw_pvscsi")}
+	for i, d := range disksOf {
+		require.NoError(t, os.WriteFile(filepath.Join(dev, d.name), d.data, 0o644))
+		sys.scsiDisk(d.name, fmt.Sprintf("8:%d", 16*i), int64(len(d.data)), hosts[d.host], d.host, 0, d.unit, 0)
+	}
+	var log strings.Builder
+	var report bytes.Buffer
+	e := env{sys: sys, devDir: dev, report: &report, logf: func(f string, a ...any) { fmt.Fprintf(&log, f+"\n", a...) }}
+	results, err := work(context.Background(), e)
+	t.Log(log.String())
+	require.NoError(t, err)
+	require.Len(t, results, 2)
+	for _, v := range vms {
+		require.NoError(t, appliance.ReadReport(bytes.NewReader(report.Bytes()), v.id))
+	}
+	want := map[string][]byte{"sda": vms[1].news[0], "sdd": vms[1].news[1], "sdf": vms[0].news[0], "sdc": vms[0].news[1]}
+	for name, w := range want {
+		got, err := os.ReadFile(filepath.Join(dev, name))
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(w, got), "%s", name)
 	}
 }

@@ -159,9 +159,11 @@ func workerMain() int {
 		// No modprobe here: let the kernel fail its requests for modules
 		// at once.
 		_ = os.WriteFile("/proc/sys/kernel/modprobe", []byte("\n"), 0)
-		res, err := work(context.Background(), e)
-		if err == nil {
-			logf("payload %s: %d records, %d bytes written to disks %v", res.PayloadID, res.Records, res.BytesWritten, res.Targets)
+		results, err := work(context.Background(), e)
+		for _, res := range results {
+			if res.PayloadID != "" && res.Targets != nil {
+				logf("payload %s: %d records, %d bytes written to disks %v", res.PayloadID, res.Records, res.BytesWritten, res.Targets)
+			}
 		}
 		return err
 	}()

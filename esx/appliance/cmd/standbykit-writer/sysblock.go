@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"io/fs"
 	"sort"
 	"strconv"
@@ -95,18 +96,18 @@ type waiter struct {
 	log    func(format string, args ...any)
 }
 
-// run polls until exactly one payload disk is there and the set of
-// disks has not changed for settle, or wait has passed (then the disks
-// seen are taken if exactly one of them is the payload). It returns the
-// payload disk and the others.
-func (w *waiter) run() (payload blockDev, others []blockDev, err error) {
+// run polls until a payload disk is there and the set of disks has not
+// changed for settle, or wait has passed (then the disks seen are taken
+// if one of them is a payload). It returns the payload disks (several
+// when the host batched several boot points into one run) and the
+// others.
+func (w *waiter) run() (payloads []blockDev, others []blockDev, err error) {
 	start := time.Now()
 	var (
 		prev     string
 		changed  = start
 		known    = map[string]bool{} // probed disks (name and device number) → payload
 		disks    []blockDev
-		payloads []blockDev
 		lastErr  error
 	)
 	for {
@@ -146,15 +147,12 @@ func (w *waiter) run() (payload blockDev, others []blockDev, err error) {
 		}
 		timedOut := now.Sub(start) >= w.wait
 		if len(payloads) > 0 && ((complete && now.Sub(changed) >= w.settle) || timedOut) {
-			if len(payloads) > 1 {
-				return blockDev{}, nil, fmt.Errorf("several payload disks: %s", listString(payloads))
-			}
 			for _, d := range disks {
-				if d.Name != payloads[0].Name {
+				if !slices.ContainsFunc(payloads, func(p blockDev) bool { return p.Name == d.Name }) {
 					others = append(others, d)
 				}
 			}
-			return payloads[0], others, nil
+			return payloads, others, nil
 		}
 		if timedOut {
 			msg := fmt.Sprintf("no payload disk after %v", w.wait)
@@ -164,9 +162,9 @@ func (w *waiter) run() (payload blockDev, others []blockDev, err error) {
 				msg += " among " + listString(disks)
 			}
 			if lastErr != nil {
-				return blockDev{}, nil, fmt.Errorf("%s (last error: %w)", msg, lastErr)
+				return nil, nil, fmt.Errorf("%s (last error: %w)", msg, lastErr)
 			}
-			return blockDev{}, nil, errors.New(msg)
+			return nil, nil, errors.New(msg)
 		}
 		time.Sleep(w.poll)
 	}

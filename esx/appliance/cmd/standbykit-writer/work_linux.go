@@ -33,9 +33,10 @@ type env struct {
 	poll   time.Duration
 }
 
-// work loads the modules, waits for the disks, finds the payload disk
-// and applies the payload to the others.
-func work(ctx context.Context, e env) (appliance.Result, error) {
+// work loads the modules, waits for the disks, finds the payload disks
+// and applies each payload to the disks on its controller
+// (appliance.ApplyBatch).
+func work(ctx context.Context, e env) ([]appliance.Result, error) {
 	if e.modulesDir != "" {
 		n, err := loadModules(e.modulesDir, e.cfg.moduleParams, e.loadModule, e.logf)
 		if err != nil {
@@ -51,22 +52,40 @@ func work(ctx context.Context, e env) (appliance.Result, error) {
 		poll:   e.poll,
 		log:    e.logf,
 	}
-	payloadDev, others, err := w.run()
+	payloadDevs, others, err := w.run()
 	if err != nil {
-		return appliance.Result{}, err
+		return nil, err
 	}
-	payload, err := openDisk(e.node(payloadDev), false)
-	if err != nil {
-		return appliance.Result{}, fmt.Errorf("payload disk: %w", err)
-	}
-	defer payload.Close()
-	// The SCSI units of the disks on the payload's controller (scsiaddr.go).
-	paddr := diskAddr(e.sys, payloadDev.Name)
 	addrs := make([]*scsiAddr, len(others))
 	for i, d := range others {
 		addrs[i] = diskAddr(e.sys, d.Name)
 	}
-	units, why := controllerUnits(paddr, addrs)
+	// The SCSI units of the disks on each payload's controller
+	// (scsiaddr.go); a disk is on at most one of them.
+	units := make([]int, len(others))
+	for i := range units {
+		units[i] = -1
+	}
+	var payloads []appliance.Payload
+	for _, pd := range payloadDevs {
+		f, err := openDisk(e.node(pd), false)
+		if err != nil {
+			return nil, fmt.Errorf("payload disk %s: %w", pd.Name, err)
+		}
+		defer f.Close()
+		paddr := diskAddr(e.sys, pd.Name)
+		pu, why := controllerUnits(paddr, addrs)
+		for i, u := range pu {
+			if u >= 0 {
+				units[i] = u
+			}
+		}
+		e.logf("payload on %s", describe(pd, paddr, -1))
+		if why != "" {
+			e.logf("no SCSI units beside %s: %s", pd.Name, why)
+		}
+		payloads = append(payloads, appliance.Payload{Data: f, Size: f.Size(), Controller: controllerOf(paddr)})
+	}
 	var disks []appliance.Disk
 	var names []string
 	for i, d := range others {
@@ -76,18 +95,25 @@ func work(ctx context.Context, e env) (appliance.Result, error) {
 		}
 		dk, err := openDisk(e.node(d), true)
 		if err != nil {
-			return appliance.Result{}, fmt.Errorf("disk %s: %w", d.Name, err)
+			return nil, fmt.Errorf("disk %s: %w", d.Name, err)
 		}
 		defer dk.Close()
-		dk.unit = units[i]
+		dk.unit, dk.controller = units[i], controllerOf(addrs[i])
 		disks = append(disks, dk)
 		names = append(names, describe(d, addrs[i], dk.unit))
 	}
-	e.logf("payload on %s; disks: %s", describe(payloadDev, paddr, -1), strings.Join(names, ", "))
-	if why != "" {
-		e.logf("no SCSI units: %s", why)
+	e.logf("disks: %s", strings.Join(names, ", "))
+	return appliance.ApplyBatch(ctx, payloads, disks, e.report)
+}
+
+// controllerOf is the controller of a disk at a (nil: not SCSI) as
+// appliance.Controlled tells it: its SCSI host adapter's number, -1 for
+// none.
+func controllerOf(a *scsiAddr) int {
+	if a == nil {
+		return -1
 	}
-	return appliance.Apply(ctx, payload, payload.Size(), disks, e.report)
+	return a.Host
 }
 
 // node returns the device node of d in devDir, made from its device

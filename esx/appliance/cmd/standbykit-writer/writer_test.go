@@ -114,9 +114,9 @@ func TestWaiter(t *testing.T) {
 		poll:   5 * time.Millisecond,
 		log:    t.Logf,
 	}
-	payload, others, err := w.run()
+	payloads, others, err := w.run()
 	require.NoError(t, err)
-	assert.Equal(t, sdb, payload)
+	assert.Equal(t, []blockDev{sdb}, payloads)
 	assert.Equal(t, []blockDev{sda, sdc}, others)
 	assert.True(t, failedOnce)
 
@@ -136,11 +136,13 @@ func TestWaiter(t *testing.T) {
 	_, _, err = w.run()
 	assert.ErrorContains(t, err, "and no disk at all")
 
-	// Two payloads.
+	// Two payloads: a batch.
 	w.scan = func() ([]blockDev, error) { return []blockDev{sda, sdb, sdc}, nil }
 	w.probe = func(d blockDev) (bool, error) { return d.Name != "sda", nil }
-	_, _, err = w.run()
-	assert.ErrorContains(t, err, "several payload disks: sdb (1 MiB), sdc (1 MiB)")
+	payloads, others, err = w.run()
+	require.NoError(t, err)
+	assert.Equal(t, []blockDev{sdb, sdc}, payloads)
+	assert.Equal(t, []blockDev{sda}, others)
 
 	// Disks that keep changing: at the deadline the payload is taken.
 	n := 0
@@ -150,9 +152,9 @@ func TestWaiter(t *testing.T) {
 	}
 	w.probe = func(d blockDev) (bool, error) { return d.Name == "sdb", nil }
 	w.settle = time.Hour
-	payload, others, err = w.run()
+	payloads, others, err = w.run()
 	require.NoError(t, err)
-	assert.Equal(t, sdb, payload)
+	assert.Equal(t, []blockDev{sdb}, payloads)
 	assert.Len(t, others, 1)
 }
 
