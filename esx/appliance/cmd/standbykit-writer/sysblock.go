@@ -3,8 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"io/fs"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -104,11 +104,11 @@ type waiter struct {
 func (w *waiter) run() (payloads []blockDev, others []blockDev, err error) {
 	start := time.Now()
 	var (
-		prev     string
-		changed  = start
-		known    = map[string]bool{} // probed disks (name and device number) → payload
-		disks    []blockDev
-		lastErr  error
+		prev    string
+		changed = start
+		known   = map[string]bool{} // probed disks (name and device number) → payload
+		disks   []blockDev
+		lastErr error
 	)
 	for {
 		now := time.Now()
