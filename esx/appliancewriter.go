@@ -12,7 +12,6 @@ import (
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/standbykit/standbykit/aipimage"
 	"github.com/standbykit/standbykit/bootpoint"
@@ -41,13 +40,20 @@ type ApplianceOptions struct {
 	// Poll is how often its power state is read while it runs; 0 means 2
 	// seconds.
 	Poll time.Duration
+	// Slots is how many boot points (of as many standby VMs) one run of
+	// the appliance writes at most; 0 means 4, the most (one pvscsi
+	// controller each, and a VM has four). Boot points that arrive while
+	// the appliance runs wait for its next run, so a per-host limit of
+	// concurrent tasks up to the slots makes one run per batch of them.
+	Slots int
 }
 
 const (
 	defaultApplianceName = "standbykit-writer"
 	payloadVMPrefix      = "standbykit-payload-"
-	// maxApplianceTargets is how many leaves one run takes: a pvscsi
-	// controller has 15 units, one of them for the payload.
+	// maxApplianceTargets is how many leaves one boot point may give the
+	// appliance: its pvscsi controller has 15 units, one of them for the
+	// payload.
 	maxApplianceTargets = 14
 )
 
@@ -61,7 +67,8 @@ func (o ApplianceOptions) name() string {
 // applianceWriter is WriterAppliance: the changes travel as a payload
 // disk (appliance.WritePayload, imported through NFC as the disk of a
 // throwaway VM that is never powered on), which is attached with the
-// standby's leaves to the appliance; the appliance writes them through
+// standby's leaves to the appliance, in a run with the other boot points
+// waiting for it (appliancebatch.go); the appliance writes them through
 // ESXi's disk stack, reports on its serial port (a datastore file) and
 // powers itself off.
 type applianceWriter struct{ h *Host }
@@ -74,10 +81,11 @@ type applianceWrite struct {
 	size    int64
 	spool   string
 
-	app       *vmState     // the appliance, once acquired
-	release   func()       // releases the appliance
 	payloadVM bootpoint.VM // the payload's VM, once imported
-	report    string       // the run's report file, relative to the datastore
+}
+
+func (w *applianceWrite) payloadVMName() string {
+	return payloadVMPrefix + w.id[:min(len(w.id), 16)]
 }
 
 func (a *applianceWriter) prepare(ctx context.Context, s *vmState, targets []leafTarget) (leafWrite, error) {
@@ -137,34 +145,11 @@ func (h *Host) checkLeafEmpty(ctx context.Context, s *vmState, t leafTarget) err
 }
 
 func (w *applianceWrite) write(ctx context.Context) error {
-	h := w.h
-	var err error
-	if w.app, w.release, err = h.acquireAppliance(ctx); err != nil {
-		return err
-	}
-	log := h.logger().With("vm", w.s.mo.Name, "payload", w.id)
 	if err := w.importPayload(ctx); err != nil {
 		return err
 	}
-	log.Debug("esx: payload imported", "bytes", w.size)
-	if err := w.attach(ctx); err != nil {
-		return err
-	}
-	log.Debug("esx: disks attached to the appliance")
-	if err := h.runAppliance(ctx, w.app); err != nil {
-		return err
-	}
-	log.Debug("esx: the appliance powered itself off")
-	r, _, err := h.transport().Download(ctx, w.app.ds, w.report)
-	if err != nil {
-		return fmt.Errorf("reading the appliance's report: %w", err)
-	}
-	defer r.Close()
-	if err := appliance.ReadReport(r, w.id); err != nil {
-		return fmt.Errorf("the appliance's report: %w", err)
-	}
-	log.Info("esx: appliance wrote the boot point", "bytes", w.size)
-	return nil
+	w.h.logger().Debug("esx: payload imported", "vm", w.s.mo.Name, "payload", w.id, "bytes", w.size)
+	return w.h.batcher().write(ctx, w.h, w)
 }
 
 // importPayload imports the payload as the only disk of a new VM (never
@@ -176,7 +161,9 @@ func (w *applianceWrite) importPayload(ctx context.Context) error {
 	}
 	defer f.Close()
 	capacity := (w.size + 1<<20 - 1) &^ (1<<20 - 1)
-	spec := bootpoint.VMSpec{Name: payloadVMPrefix + w.id[:min(len(w.id), 16)], CPUs: 1, MemoryMiB: 32,
+	// Live from now on: a run must not take it for a dead run's leftover.
+	w.h.batcher().setLive(w.payloadVMName(), true)
+	spec := bootpoint.VMSpec{Name: w.payloadVMName(), CPUs: 1, MemoryMiB: 32,
 		Controller: p2v.ControllerPVSCSI, Annotation: "StandbyKit payload " + w.id + " for the writer appliance; deleted after use."}
 	content := bootpoint.Delta{Disk: 0, Size: capacity, Extents: []aipimage.Extent{{Off: 0, Len: (w.size + 511) &^ 511}}, Source: f}
 	vm, err := w.h.CreateStandby(ctx, spec, []bootpoint.Delta{content})
@@ -187,56 +174,9 @@ func (w *applianceWrite) importPayload(ctx context.Context) error {
 	return nil
 }
 
-// attach puts the payload (unit 0) and the leaves on the appliance's
-// controller and points its serial port at a new report file.
-func (w *applianceWrite) attach(ctx context.Context) error {
-	h, app := w.h, w.app
-	ps, err := h.load(ctx, w.payloadVM)
-	if err != nil {
-		return err
-	}
-	payload := vmdisks.Flat(vmdisks.Of(ps.mo.Config)[0])
-	devs := object.VirtualDeviceList(app.mo.Config.Hardware.Device)
-	ctrls := devs.SelectByType((*types.ParaVirtualSCSIController)(nil))
-	serials := devs.SelectByType((*types.VirtualSerialPort)(nil))
-	if len(ctrls) != 1 || len(serials) != 1 {
-		return fmt.Errorf("the appliance %s has %d pvscsi controllers and %d serial ports, want one each", app.mo.Name, len(ctrls), len(serials))
-	}
-	ctrl := ctrls[0].GetVirtualDevice().Key
-	files := []string{payload.FileName}
-	for _, t := range w.targets {
-		files = append(files, t.leaf.FileName)
-	}
-	spec := types.VirtualMachineConfigSpec{}
-	for i, f := range files {
-		u := applianceUnit(i)
-		dsRef := app.ds.Reference()
-		d := &types.VirtualDisk{VirtualDevice: types.VirtualDevice{
-			Key: int32(-100 - i), ControllerKey: ctrl, UnitNumber: &u,
-			Backing: &types.VirtualDiskFlatVer2BackingInfo{
-				VirtualDeviceFileBackingInfo: types.VirtualDeviceFileBackingInfo{FileName: f, Datastore: &dsRef},
-				DiskMode:                     string(types.VirtualDiskModePersistent),
-			},
-		}}
-		spec.DeviceChange = append(spec.DeviceChange, &types.VirtualDeviceConfigSpec{Operation: types.VirtualDeviceConfigSpecOperationAdd, Device: d})
-	}
-	w.report = path.Join(app.dir, "report-"+w.id+".log")
-	serial := serials[0].(*types.VirtualSerialPort)
-	serial.Backing = &types.VirtualSerialPortFileBackingInfo{VirtualDeviceFileBackingInfo: types.VirtualDeviceFileBackingInfo{FileName: app.ds.Path(w.report)}}
-	spec.DeviceChange = append(spec.DeviceChange, &types.VirtualDeviceConfigSpec{Operation: types.VirtualDeviceConfigSpecOperationEdit, Device: serial})
-	task, err := app.obj.Reconfigure(ctx, spec)
-	if err == nil {
-		err = task.Wait(ctx)
-	}
-	if err != nil {
-		return fmt.Errorf("attaching the disks to the appliance %s: %w", app.mo.Name, err)
-	}
-	return nil
-}
-
-// applianceUnit is the unit number on the appliance's controller of its
-// i-th borrowed disk: the payload at 0, then the targets in their order,
-// skipping the controller's own unit 7.
+// applianceUnit is the unit number, on the controller a boot point has
+// in the appliance, of its i-th disk: the payload at 0, then the targets
+// in their order, skipping the controller's own unit 7.
 func applianceUnit(i int) int32 {
 	if i >= 7 {
 		return int32(i + 1)
@@ -253,30 +193,25 @@ func attachedDisks(app *vmState) []types.BaseVirtualDevice {
 	return out
 }
 
+// cleanup deletes the payload (its run gave the disks back already).
 func (w *applianceWrite) cleanup(ctx context.Context) error {
-	var errs []error
-	h := w.h
-	if w.app != nil {
-		errs = append(errs, h.detachAll(ctx, w.app))
-		if w.report != "" {
-			errs = append(errs, h.transport().Delete(ctx, w.app.ds, w.report))
-		}
-		w.app, w.report = nil, ""
-	}
+	var err error
 	if w.payloadVM.ID != "" {
-		errs = append(errs, h.DestroyVM(ctx, w.payloadVM))
-		w.payloadVM = bootpoint.VM{}
+		err = w.h.DestroyVM(ctx, w.payloadVM)
+		if err == nil {
+			w.payloadVM = bootpoint.VM{}
+		}
 	}
-	// Only now may the next run, which deletes the payload VMs it finds.
-	if w.release != nil {
-		w.release()
-		w.release = nil
+	if w.id != "" {
+		// Not live any more: if it could not be deleted, the next run
+		// deletes it.
+		w.h.batcher().setLive(w.payloadVMName(), false)
 	}
 	if w.spool != "" {
 		os.Remove(w.spool)
 		w.spool = ""
 	}
-	return errors.Join(errs...)
+	return err
 }
 
 // detachAll powers the appliance off (if a run died with it on) and
@@ -346,16 +281,16 @@ func (h *Host) runAppliance(ctx context.Context, app *vmState) error {
 // ErrApplianceTimeout reports an appliance run that did not end in time.
 var ErrApplianceTimeout = errors.New("esx: writer appliance timed out")
 
-// acquireAppliance returns the appliance, deployed or upgraded if needed,
-// powered off and without disks (what a dead run left is undone, and its
-// payload VMs deleted); release lets the next boot point use it. Runs on
-// one Host take turns.
+// acquireAppliance returns the appliance, ready as for a run, and
+// holds it (no run starts) until release is called.
 func (h *Host) acquireAppliance(ctx context.Context) (*vmState, func(), error) {
-	h.applianceOnce.Do(func() { h.applianceTurn = semaphore.NewWeighted(1) })
-	if err := h.applianceTurn.Acquire(ctx, 1); err != nil {
-		return nil, nil, err
+	b := h.batcher()
+	select {
+	case b.turn <- struct{}{}:
+	case <-ctx.Done():
+		return nil, nil, ctx.Err()
 	}
-	release := func() { h.applianceTurn.Release(1) }
+	release := func() { <-b.turn }
 	app, err := h.ensureAppliance(ctx)
 	if err != nil {
 		release()
@@ -364,6 +299,9 @@ func (h *Host) acquireAppliance(ctx context.Context) (*vmState, func(), error) {
 	return app, release, nil
 }
 
+// ensureAppliance returns the appliance, deployed or upgraded if needed,
+// powered off and without disks (what a dead run left is undone, and its
+// payload VMs deleted). Its caller has the turn.
 func (h *Host) ensureAppliance(ctx context.Context) (*vmState, error) {
 	name := h.Appliance.name()
 	vm, err := h.FindVM(ctx, name)
@@ -386,7 +324,7 @@ func (h *Host) ensureAppliance(ctx context.Context) (*vmState, error) {
 	if err := h.removeStalePayloads(ctx); err != nil {
 		return nil, err
 	}
-	if vm.Annotation != appliance.Annotation() {
+	if _, _, derr := applianceDevices(s); vm.Annotation != appliance.Annotation() || derr != nil {
 		h.logger().Info("esx: upgrading the writer appliance", "vm", name, "version", appliance.Version)
 		if err := h.DestroyVM(ctx, vm); err != nil {
 			return nil, err
@@ -396,7 +334,8 @@ func (h *Host) ensureAppliance(ctx context.Context) (*vmState, error) {
 	return h.load(ctx, vm)
 }
 
-// removeStalePayloads deletes the payload VMs a dead run left.
+// removeStalePayloads deletes the payload VMs a dead run left (none of
+// the boot points in progress).
 func (h *Host) removeStalePayloads(ctx context.Context) error {
 	vms, err := h.finder.VirtualMachineList(ctx, payloadVMPrefix+"*")
 	var none *find.NotFoundError
@@ -408,24 +347,29 @@ func (h *Host) removeStalePayloads(ctx context.Context) error {
 	}
 	var errs []error
 	for _, v := range vms {
+		if h.batcher().isLive(v.Name()) {
+			continue
+		}
 		errs = append(errs, h.DestroyVM(ctx, bootpoint.VM{Name: v.Name(), ID: v.Reference().Value}))
 	}
 	return errors.Join(errs...)
 }
 
-// deployAppliance creates the appliance VM: BIOS, one pvscsi controller
-// for the disks it borrows, a serial port for its report, no network, its
-// boot image on a CD-ROM.
+// deployAppliance creates the appliance VM: BIOS, four pvscsi
+// controllers for the disks it borrows (one per boot point of a run), a
+// serial port for its report, no network, its boot image on a CD-ROM.
 func (h *Host) deployAppliance(ctx context.Context, name string) (*vmState, error) {
 	if h.Appliance.Image.Open == nil && !h.Appliance.WithoutBootImage {
 		return nil, fmt.Errorf("esx: no writer appliance on this host and no boot image to deploy one (ApplianceOptions.Image: build it with go run ./esx/appliance/cmd/build-appliance)")
 	}
 	var devs object.VirtualDeviceList
-	ctrl, err := devs.CreateSCSIController("pvscsi")
-	if err != nil {
-		return nil, err
+	for range maxApplianceSlots {
+		ctrl, err := devs.CreateSCSIController("pvscsi")
+		if err != nil {
+			return nil, err
+		}
+		devs = append(devs, ctrl)
 	}
-	devs = append(devs, ctrl)
 	serial := &types.VirtualSerialPort{VirtualDevice: types.VirtualDevice{Key: devs.NewKey(),
 		Backing: &types.VirtualSerialPortFileBackingInfo{VirtualDeviceFileBackingInfo: types.VirtualDeviceFileBackingInfo{
 			FileName: h.Datastore.Path(path.Join(name, "report.log"))}}}, YieldOnPoll: true}

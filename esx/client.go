@@ -21,7 +21,6 @@ import (
 	"github.com/vmware/govmomi/vim25/methods"
 	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/standbykit/standbykit/bootpoint"
 )
@@ -69,10 +68,10 @@ type Host struct {
 
 	finder *find.Finder
 	login  *relogin
-	// applianceOnce makes applianceTurn, which lets one boot point at a
-	// time use the appliance.
+	// applianceOnce makes appliance, which gathers the boot points
+	// waiting for the writer appliance into its runs.
 	applianceOnce sync.Once
-	applianceTurn *semaphore.Weighted
+	appliance     *applianceBatcher
 }
 
 var (

@@ -41,7 +41,21 @@
 // annotation, redeployed when appliance.Version changes); it checks the
 // guard, writes, reads back, reports to its serial port (a datastore file)
 // and powers itself off; the report is read, the disks detached and the
-// payload VM destroyed. Runs on one Host take turns at the appliance.
+// payload VM destroyed.
+//
+// One run of the appliance writes the boot points of several standby VMs:
+// those waiting for it when it is free, up to ApplianceOptions.Slots (at
+// most four: each boot point's payload and leaves go on a pvscsi
+// controller of their own, and a VM has four SCSI controllers), so that
+// with a per-host limit of concurrent tasks up to four, the appliance
+// boots once per batch and the host never has more than the limit's
+// worth of writes in flight. The appliance is powered on per run rather
+// than kept running to take disks by hot-add: a boot of its kernel costs
+// seconds (11 s under qemu's TCG emulation with the boot test's disks,
+// so less on a real host), spread over the run's boot points, and every
+// run starts from a clean guest that sees its disks from boot, with no
+// SCSI rescan, no hot-remove while the guest may still hold I/O, and no
+// state carried from one run to the next.
 // WriterUpload, the opt-in fast path, replaces each vmfsSparse leaf's
 // extent and descriptor through the datastore file interface; it is
 // refused (ErrLeafFormat) unless the datastore is NFS or VMFS 5 and the

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/vmware/govmomi/object"
@@ -51,6 +52,20 @@ func (s *Simulator) SetApplianceFault(f ApplianceFault) {
 	s.applianceFault = f
 }
 
+// ApplianceRuns returns, for each run of the writer appliance so far, how
+// many payloads (boot points) it was given.
+func (s *Simulator) ApplianceRuns() []int {
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	return slices.Clone(s.applianceRuns)
+}
+
+func (s *Simulator) countRun(payloads int) {
+	s.faultMu.Lock()
+	defer s.faultMu.Unlock()
+	s.applianceRuns = append(s.applianceRuns, payloads)
+}
+
 // powerOn: a VM vcsim has powered on that is a writer appliance (its
 // notes say so) boots the writer: Apply runs in process against the disk
 // files attached to it, reports to the file its serial port writes to,
@@ -85,7 +100,7 @@ func (s *Simulator) bootAppliance(vm *simulator.VirtualMachine) {
 				if d.UnitNumber != nil {
 					unit = int(*d.UnitNumber)
 				}
-				disks = append(disks, attachedDisk{file: b.FileName, unit: unit})
+				disks = append(disks, attachedDisk{file: b.FileName, unit: unit, controller: int(d.ControllerKey)})
 			}
 		}
 		for _, d := range vm.Config.Hardware.Device {
@@ -108,12 +123,15 @@ func (s *Simulator) bootAppliance(vm *simulator.VirtualMachine) {
 	}
 }
 
-// runWriter runs appliance.Apply as the appliance's program would.
-// attachedDisk is a disk on the appliance's controller.
+// attachedDisk is a disk on one of the appliance's controllers.
 type attachedDisk struct {
-	file string
-	unit int // -1: none
+	file       string
+	unit       int // -1: none
+	controller int // the controller's device key
 }
+
+// runWriter runs appliance.ApplyBatch as the appliance's program would:
+// every payload disk attached, each with the disks on its controller.
 
 func (s *Simulator) runWriter(disks []attachedDisk, reportPath string, fault ApplianceFault) error {
 	s.disks.Lock()
@@ -133,7 +151,7 @@ func (s *Simulator) runWriter(disks []attachedDisk, reportPath string, fault App
 		report = &cutWriter{w: out}
 	}
 
-	var payload *leafDisk
+	var payloads []appliance.Payload
 	var targets []appliance.Disk
 	var opened []*leafDisk
 	defer func() {
@@ -146,28 +164,31 @@ func (s *Simulator) runWriter(disks []attachedDisk, reportPath string, fault App
 		if err != nil {
 			return err
 		}
-		d, err := openLeafDisk(p, a.unit, fault == ApplianceCorruptsWrites)
+		d, err := openLeafDisk(p, a.unit, a.controller, fault == ApplianceCorruptsWrites)
 		if err != nil {
 			return err
 		}
 		opened = append(opened, d)
-		if _, err := appliance.PayloadID(d, d.Size()); payload == nil && err == nil {
-			payload = d
+		if _, err := appliance.PayloadID(d, d.Size()); err == nil {
+			payloads = append(payloads, appliance.Payload{Data: d, Size: d.Size(), Controller: a.controller})
 			continue
 		}
 		targets = append(targets, d)
 	}
-	if payload == nil {
+	s.countRun(len(payloads))
+	if len(payloads) == 0 {
 		fmt.Fprintln(report, `{"event":"error","ok":false,"error":"no payload disk attached"}`)
 		return errors.New("no payload disk")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	res, err := appliance.Apply(ctx, payload, payload.Size(), targets, report)
-	for _, i := range res.Targets {
-		// ESXi gives a disk a new content ID when it first writes to it.
-		if werr := targets[i].(*leafDisk).newCID(); werr != nil && err == nil {
-			err = werr
+	results, err := appliance.ApplyBatch(ctx, payloads, targets, report)
+	for _, res := range results {
+		for _, i := range res.Targets {
+			// ESXi gives a disk a new content ID when it first writes to it.
+			if werr := targets[i].(*leafDisk).newCID(); werr != nil && err == nil {
+				err = werr
+			}
 		}
 	}
 	return err
@@ -221,11 +242,16 @@ type leafDisk struct {
 	// unit is the disk's unit number on the appliance's controller, as
 	// the appliance's kernel sees it (-1: unknown).
 	unit int
+	// controller is the device key of that controller.
+	controller int
 }
 
-var _ appliance.Addressed = (*leafDisk)(nil)
+var (
+	_ appliance.Addressed  = (*leafDisk)(nil)
+	_ appliance.Controlled = (*leafDisk)(nil)
+)
 
-func openLeafDisk(desc string, unit int, corrupt bool) (*leafDisk, error) {
+func openLeafDisk(desc string, unit, controller int, corrupt bool) (*leafDisk, error) {
 	chain, err := vmdk.OpenChain(os.DirFS(filepath.Dir(desc)), filepath.Base(desc))
 	if err != nil {
 		return nil, err
@@ -236,7 +262,7 @@ func openLeafDisk(desc string, unit int, corrupt bool) (*leafDisk, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &leafDisk{desc: desc, size: size, w: w, close: closeFn, corrupt: corrupt, unit: unit}, nil
+	return &leafDisk{desc: desc, size: size, w: w, close: closeFn, corrupt: corrupt, unit: unit, controller: controller}, nil
 }
 
 // ReadAt reads the chain afresh: a grain-table cache would not see the
@@ -263,6 +289,9 @@ func (d *leafDisk) Size() int64 { return d.size }
 // Unit implements appliance.Addressed.
 func (d *leafDisk) Unit() (int, bool) { return d.unit, d.unit >= 0 }
 func (d *leafDisk) Sync() error       { return nil }
+
+// Controller implements appliance.Controlled.
+func (d *leafDisk) Controller() (int, bool) { return d.controller, true }
 
 func (d *leafDisk) newCID() error {
 	desc, err := readDescriptor(d.desc)

@@ -53,6 +53,7 @@ type Simulator struct {
 	disks          sync.Mutex
 	faultMu        sync.Mutex
 	applianceFault ApplianceFault
+	applianceRuns  []int // payloads per run
 	// lockOwner is the simulator context this package locks vcsim's
 	// objects on behalf of, outside vcsim's own calls.
 	lockOwner *simulator.Context

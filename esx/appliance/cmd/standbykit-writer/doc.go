@@ -20,11 +20,13 @@
 //     drives, loop or RAM devices) until one holds a payload
 //     (appliance.PayloadID accepts it) and the set of disks has not
 //     changed for standbykit.settle, or standbykit.wait has passed;
-//  5. opens the payload disk read-only and every other disk read-write
+//  5. opens the payload disks read-only and every other disk read-write
 //     with O_DIRECT (through aligned bounce buffers, so that what Apply
 //     writes and reads back goes to the device, never the page cache),
-//     each knowing its SCSI unit where it has one (below), and calls
-//     appliance.Apply, its JSON-lines report going through a pipe to
+//     each knowing its SCSI host adapter and its unit where it has one
+//     (below), and calls appliance.ApplyBatch, which applies each
+//     payload to the disks on its adapter (to every disk when there is
+//     one payload), its JSON-lines report going through a pipe to
 //     process 1, which copies each complete line to the serial port;
 //
 // then process 1 writes an error line if the report does not end with a
@@ -36,9 +38,11 @@
 //
 // # SCSI units
 //
-// Package esx attaches the payload disk at unit 0 of the appliance's one
-// pvscsi controller and the target disks at units 1, 2, … (skipping 7,
-// the controller's own), and names each target's unit in the payload,
+// Package esx attaches each payload disk at unit 0 of a pvscsi controller
+// of the appliance (one controller per payload: a run may write the boot
+// points of up to four standby VMs) and the payload's target disks at
+// units 1, 2, … of the same controller (skipping 7, the controller's
+// own), and names each target's unit in the payload,
 // so that Apply tells apart disks the guards cannot: two of a capacity
 // whose content over the ranges written is the same (two empty data
 // disks, say). The writer's disks report their units

@@ -1,0 +1,79 @@
+package esx
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/standbykit/standbykit/bootpoint"
+)
+
+// queued is how many boot points wait for the appliance.
+func (b *applianceBatcher) queued() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.queue)
+}
+
+// Boot points of several standby VMs that wait for the appliance at once
+// are written by one run, up to its slots, each on its own controller.
+// The VMs' disks are alike (the same base, the same units, changes of the
+// same sizes), so a payload's guard alone would match every VM's disks:
+// only the controllers keep each VM's changes on its own disks.
+func TestApplianceBatches(t *testing.T) {
+	for _, c := range []struct {
+		vms, slots int
+		runs       []int
+	}{
+		{vms: 4, slots: 0, runs: []int{4}},
+		{vms: 5, slots: 2, runs: []int{2, 2, 1}},
+	} {
+		t.Run(fmt.Sprintf("%d VMs, %d slots", c.vms, c.slots), func(t *testing.T) {
+			sim, h := startHost(t)
+			h.Appliance.Slots = c.slots
+			ctx := context.Background()
+			vms := make([]bootpoint.VM, c.vms)
+			bases := make([][][]byte, c.vms)
+			for i := range vms {
+				vms[i], bases[i] = createStandby(t, h, bootpoint.VMSpec{Name: fmt.Sprintf("sb%d", i), CPUs: 1, MemoryMiB: 64})
+				_, err := h.AddBootPoint(ctx, vms[i], nil, "bootpoint 0000", "p0")
+				require.NoError(t, err)
+			}
+			// Deployed by a first run, then held while every boot point
+			// comes to wait.
+			app, release, err := h.acquireAppliance(ctx)
+			require.NoError(t, err)
+			require.NotNil(t, app)
+			before := len(sim.ApplianceRuns())
+			var g errgroup.Group
+			snaps := make([]bootpoint.Snapshot, c.vms)
+			wants := make([][][]byte, c.vms)
+			for i := range vms {
+				changes, next := nextChanges(i+1, bases[i])
+				wants[i] = next
+				g.Go(func() (err error) {
+					snaps[i], err = h.AddBootPoint(ctx, vms[i], changes, "bootpoint 0001", "p1")
+					return err
+				})
+			}
+			require.Eventually(t, func() bool { return h.batcher().queued() == c.vms }, time.Minute, 5*time.Millisecond)
+			release()
+			require.NoError(t, g.Wait())
+			assert.Equal(t, c.runs, sim.ApplianceRuns()[before:])
+			for i := range vms {
+				for d, want := range wants[i] {
+					assert.Equal(t, want, readDisk(t, h, vms[i], snaps[i], d), "VM %d disk %d", i, d)
+				}
+			}
+			requireNoStrayFiles(t, sim)
+			// No payload VM is left.
+			_, err = h.finder.VirtualMachineList(ctx, payloadVMPrefix+"*")
+			assert.Error(t, err)
+		})
+	}
+}
