@@ -77,3 +77,50 @@ func TestApplianceBatches(t *testing.T) {
 		})
 	}
 }
+
+// A boot point whose caller gives up while it waits for the appliance
+// leaves the queue (its VM as it was, its payload deleted); the others
+// are written.
+func TestApplianceQueueCancel(t *testing.T) {
+	sim, h := startHost(t)
+	ctx := context.Background()
+	var vms [2]bootpoint.VM
+	var bases [2][][]byte
+	var p0 [2]bootpoint.Snapshot
+	for i := range vms {
+		vms[i], bases[i] = createStandby(t, h, bootpoint.VMSpec{Name: fmt.Sprintf("sb%d", i), CPUs: 1, MemoryMiB: 64})
+		var err error
+		p0[i], err = h.AddBootPoint(ctx, vms[i], nil, "bootpoint 0000", "p0")
+		require.NoError(t, err)
+	}
+	_, release, err := h.acquireAppliance(ctx)
+	require.NoError(t, err)
+	quit, cancel := context.WithCancel(ctx)
+	errs := make(chan error, 2)
+	want, next := nextChanges(1, bases[1])
+	var written bootpoint.Snapshot
+	go func() {
+		changes, _ := nextChanges(1, bases[0])
+		_, err := h.AddBootPoint(quit, vms[0], changes, "bootpoint 0001", "p1")
+		errs <- err
+	}()
+	go func() {
+		var err error
+		written, err = h.AddBootPoint(ctx, vms[1], want, "bootpoint 0001", "p1")
+		errs <- err
+	}()
+	require.Eventually(t, func() bool { return h.batcher().queued() == 2 }, time.Minute, 5*time.Millisecond)
+	cancel()
+	require.ErrorIs(t, <-errs, context.Canceled)
+	require.Eventually(t, func() bool { return h.batcher().queued() == 1 }, time.Minute, 5*time.Millisecond)
+	release()
+	require.NoError(t, <-errs)
+	for d := range next {
+		assert.Equal(t, next[d], readDisk(t, h, vms[1], written, d))
+		assert.Equal(t, bases[0][d], readDisk(t, h, vms[0], p0[0], d))
+	}
+	snaps, err := h.Snapshots(ctx, vms[0])
+	require.NoError(t, err)
+	require.Len(t, snaps, 1, "no boot point made for the VM whose caller gave up")
+	requireNoStrayFiles(t, sim)
+}
