@@ -100,3 +100,15 @@ func (s *Simulator) UnusedDiskFiles() ([]string, error) {
 	slices.Sort(unused)
 	return unused, err
 }
+
+// PowerState returns the power state of the VM named vmName
+// ("poweredOn", "poweredOff", "suspended").
+func (s *Simulator) PowerState(vmName string) (string, error) {
+	vm, err := s.vm(vmName)
+	if err != nil {
+		return "", err
+	}
+	var state types.VirtualMachinePowerState
+	s.model.Map().WithLock(s.lockOwner, vm, func() { state = vm.Runtime.PowerState })
+	return string(state), nil
+}

@@ -57,6 +57,8 @@ type Simulator struct {
 	// lockOwner is the simulator context this package locks vcsim's
 	// objects on behalf of, outside vcsim's own calls.
 	lockOwner *simulator.Context
+	// keep: Close saves the inventory (Open).
+	keep bool
 }
 
 func (s *Simulator) logf(format string, args ...any) {
@@ -160,8 +162,15 @@ func (s *Simulator) URL() string {
 	return u.String()
 }
 
-// Close stops the simulator. The datastore folder is left as it is.
+// Close stops the simulator. The datastore folder is left as it is; a
+// simulator started with Open saves its inventory first (a failure is
+// logged).
 func (s *Simulator) Close() {
+	if s.keep {
+		if err := s.Save(); err != nil {
+			s.logf("%v", err)
+		}
+	}
 	if s.server != nil {
 		s.server.Close()
 	}

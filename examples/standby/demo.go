@@ -68,7 +68,7 @@ func demo(ctx context.Context, out io.Writer, o demoOptions) error {
 
 	fmt.Fprintln(out, "3. Connecting to ESXi")
 	logger := slog.New(slog.DiscardHandler)
-	tgt, err := connect(ctx, filepath.Join(dir, "datastore"), logger, out)
+	tgt, err := connect(ctx, filepath.Join(dir, "datastore"), false, logger, out)
 	if err != nil {
 		return err
 	}

@@ -23,8 +23,10 @@ type target struct {
 }
 
 // connect opens the target. simDir is the simulator's datastore folder
-// when GOVC_URL is unset.
-func connect(ctx context.Context, simDir string, logger *slog.Logger, out io.Writer) (*target, error) {
+// when GOVC_URL is unset; with keep, the simulator keeps its world there
+// from one command to the next (esxsim.Open), so that the commands can be
+// tried one after another without ESXi.
+func connect(ctx context.Context, simDir string, keep bool, logger *slog.Logger, out io.Writer) (*target, error) {
 	var cfg esx.Config
 	var err error
 	t := &target{}
@@ -34,7 +36,11 @@ func connect(ctx context.Context, simDir string, logger *slog.Logger, out io.Wri
 		}
 		// The simulator reports benign faults on the standard logger.
 		log.SetOutput(io.Discard)
-		t.sim, err = esxsim.Start(ctx, simDir)
+		start := esxsim.Start
+		if keep {
+			start = esxsim.Open
+		}
+		t.sim, err = start(ctx, simDir)
 		if err != nil {
 			return nil, err
 		}
