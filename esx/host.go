@@ -2,6 +2,7 @@ package esx
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"slices"
@@ -53,6 +54,9 @@ func (h *Host) load(ctx context.Context, vm bootpoint.VM) (*vmState, error) {
 	}
 	if s.mo.Config == nil {
 		return nil, fmt.Errorf("esx: VM %s has no configuration (inaccessible?)", s.mo.Name)
+	}
+	if err := checkSnapshotTree(s.mo.Snapshot); err != nil {
+		return nil, fmt.Errorf("esx: VM %s: %w", s.mo.Name, err)
 	}
 	var p object.DatastorePath
 	if !p.FromString(s.mo.Config.Files.VmPathName) {
@@ -216,6 +220,46 @@ func (h *Host) usesForeignFiles(ctx context.Context, s *vmState) (bool, error) {
 }
 
 // snapshotTree flattens the VM's snapshot tree, oldest first.
+// ErrImplausible reports an answer from the host that cannot be right (a
+// snapshot tree deeper or larger than ESXi makes, say): answers are
+// checked before they drive loops, as input from outside.
+var ErrImplausible = errors.New("esx: implausible answer from the host")
+
+// Bounds of a snapshot tree as the host reports it: ESXi keeps at most
+// 32 links in a disk chain (so a branch of at most 31 snapshots) and
+// advises far fewer snapshots in all.
+const (
+	maxSnapshotDepth = 64
+	maxSnapshots     = 4096
+)
+
+// checkSnapshotTree checks a VM's snapshot tree against those bounds, so
+// that walking it (snapshotTree) is bounded.
+func checkSnapshotTree(info *types.VirtualMachineSnapshotInfo) error {
+	if info == nil {
+		return nil
+	}
+	n := 0
+	var walk func(l []types.VirtualMachineSnapshotTree, depth int) error
+	walk = func(l []types.VirtualMachineSnapshotTree, depth int) error {
+		if len(l) > 0 && depth > maxSnapshotDepth {
+			return fmt.Errorf("%w: a snapshot tree deeper than %d", ErrImplausible, maxSnapshotDepth)
+		}
+		for _, t := range l {
+			if n++; n > maxSnapshots {
+				return fmt.Errorf("%w: more than %d snapshots", ErrImplausible, maxSnapshots)
+			}
+			if err := walk(t.ChildSnapshotList, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(info.RootSnapshotList, 1)
+}
+
+// snapshotTree lists the snapshots of a VM load checked
+// (checkSnapshotTree), oldest first.
 func snapshotTree(s *vmState) []types.VirtualMachineSnapshotTree {
 	var out []types.VirtualMachineSnapshotTree
 	var walk func([]types.VirtualMachineSnapshotTree)
