@@ -144,13 +144,28 @@ func (m Metadata) Description() string {
 
 // ParseMetadata decodes a snapshot description written by Description. A
 // snapshot someone else took returns ErrNotBootPoint.
+//
+// A description comes from the hypervisor, so it is checked as outside
+// input: a description longer than maxDescription or a sequence number
+// out of range is not a boot point of ours either.
 func ParseMetadata(description string) (Metadata, error) {
 	var m Metadata
-	if err := json.Unmarshal([]byte(description), &m); err != nil || m.Kind != metadataKind {
+	if len(description) > maxDescription {
+		return Metadata{}, ErrNotBootPoint
+	}
+	if err := json.Unmarshal([]byte(description), &m); err != nil || m.Kind != metadataKind ||
+		m.Sequence < 0 || m.Sequence > maxSequence {
 		return Metadata{}, ErrNotBootPoint
 	}
 	return m, nil
 }
+
+// Bounds of a boot point's description: Description writes a few hundred
+// bytes, and an image set's sequence numbers count its points.
+const (
+	maxDescription = 64 << 10
+	maxSequence    = 1 << 30
+)
 
 // ErrNotBootPoint reports a snapshot that StandbyKit did not make.
 var ErrNotBootPoint = errors.New("bootpoint: snapshot is not a boot point")
