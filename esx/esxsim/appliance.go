@@ -78,9 +78,11 @@ func (s *Simulator) powerOn(vmRef string) func() func() error {
 			if !ok {
 				return nil
 			}
-			var notes string
-			s.model.Map().WithLock(s.lockOwner, vm, func() { notes = vm.Config.Annotation })
+			var notes, name string
+			s.model.Map().WithLock(s.lockOwner, vm, func() { notes, name = vm.Config.Annotation, vm.Name })
 			if !appliance.IsApplianceAnnotation(notes) {
+				b := s.guestOf(name)
+				s.model.Map().WithLock(s.lockOwner, vm, func() { s.startGuest(vm, b) })
 				return nil
 			}
 			go s.bootAppliance(vm)

@@ -54,6 +54,8 @@ type Simulator struct {
 	faultMu        sync.Mutex
 	applianceFault ApplianceFault
 	applianceRuns  []int // payloads per run
+	guest          func(vmName string) GuestBehaviour
+	screenshots    int
 	// lockOwner is the simulator context this package locks vcsim's
 	// objects on behalf of, outside vcsim's own calls.
 	lockOwner *simulator.Context

@@ -25,7 +25,7 @@ import (
 // the answer released; if the disk work fails, the task fails.
 
 var (
-	soapCall   = regexp.MustCompile(`<(PowerOnVM_Task|CreateSnapshot_Task|RemoveSnapshot_Task|RevertToSnapshot_Task|CreateSnapshotEx_Task|RevertToCurrentSnapshot_Task|RemoveAllSnapshots_Task|ConsolidateVMDisks_Task)[\s>]`)
+	soapCall   = regexp.MustCompile(`<(CreateScreenshot_Task|PowerOnVM_Task|CreateSnapshot_Task|RemoveSnapshot_Task|RevertToSnapshot_Task|CreateSnapshotEx_Task|RevertToCurrentSnapshot_Task|RemoveAllSnapshots_Task|ConsolidateVMDisks_Task)[\s>]`)
 	soapThis   = regexp.MustCompile(`<_this[^>]*>([^<]+)</_this>`)
 	soapTask   = regexp.MustCompile(`<returnval[^>]*>(task-[^<]+)</returnval>`)
 	removeKids = regexp.MustCompile(`<removeChildren>\s*(true|1)\s*</removeChildren>`)
@@ -47,6 +47,10 @@ func (s *Simulator) serveSDK(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	method, ref := string(call[1]), string(this[1])
+	if method == "CreateScreenshot_Task" {
+		s.serveScreenshot(w, r, body, ref)
+		return
+	}
 	var before func() (after func() error)
 	switch method {
 	case "CreateSnapshot_Task":
