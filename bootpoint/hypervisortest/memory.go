@@ -39,6 +39,11 @@ type Memory struct {
 	// Drop makes AddBootPoint silently lose the last extent of every
 	// change: the bug that verification must catch.
 	Drop bool
+	// Guest plays the guest of a powered-on VM for boot checks
+	// (GuestObserver): its status and its console's PNG, from the VM's
+	// name and its disks' content. nil: no Tools, and no screenshot
+	// (ErrUnsupportedOperation). Called with the Memory locked.
+	Guest func(vmName string, disks [][]byte) (bootpoint.GuestStatus, []byte)
 
 	mu    sync.Mutex
 	vms   map[string]*memVM
@@ -70,6 +75,7 @@ var (
 	_ bootpoint.Hypervisor       = (*Memory)(nil)
 	_ bootpoint.NetworkConnector = (*Memory)(nil)
 	_ bootpoint.TestBooter       = (*Memory)(nil)
+	_ bootpoint.GuestObserver    = (*Memory)(nil)
 )
 
 func (m *Memory) step(name string) error {
@@ -553,3 +559,39 @@ func (m *Memory) WriteDisk(name string, d int, off int64, p []byte) error {
 
 // MaxInFlight returns the most AddBootPoint calls seen running at once.
 func (m *Memory) MaxInFlight() int { return int(m.maxInFlight.Load()) }
+
+// guest returns what Guest plays for a powered-on VM.
+func (m *Memory) guest(ctx context.Context, v bootpoint.VM) (bootpoint.GuestStatus, []byte, error) {
+	if err := ctx.Err(); err != nil {
+		return bootpoint.GuestStatus{}, nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	vm, ok := m.vms[v.Name]
+	if !ok {
+		return bootpoint.GuestStatus{}, nil, fmt.Errorf("hypervisortest: VM %s: %w", v.Name, bootpoint.ErrNotFound)
+	}
+	if !vm.powered {
+		return bootpoint.GuestStatus{}, nil, fmt.Errorf("hypervisortest: VM %s is powered off", v.Name)
+	}
+	if m.Guest == nil {
+		return bootpoint.GuestStatus{Heartbeat: "gray"}, nil, nil
+	}
+	st, png := m.Guest(v.Name, vm.disks)
+	return st, png, nil
+}
+
+// GuestStatus implements bootpoint.GuestObserver (Guest plays it).
+func (m *Memory) GuestStatus(ctx context.Context, v bootpoint.VM) (bootpoint.GuestStatus, error) {
+	st, _, err := m.guest(ctx, v)
+	return st, err
+}
+
+// Screenshot implements bootpoint.GuestObserver (Guest plays it).
+func (m *Memory) Screenshot(ctx context.Context, v bootpoint.VM) ([]byte, error) {
+	_, png, err := m.guest(ctx, v)
+	if err == nil && png == nil {
+		err = fmt.Errorf("%w: no screenshot (Memory.Guest gives none)", bootpoint.ErrUnsupportedOperation)
+	}
+	return png, err
+}
