@@ -81,8 +81,7 @@ type ResizeError struct {
 }
 
 func (e *ResizeError) Error() string {
-	return fmt.Sprintf("%v: disk %d has %d bytes, %d at the parent point (if it was resized, say so: WriterOptions.Resized)",
-		ErrDiskResized, e.Disk, e.New, e.Old)
+	return fmt.Sprintf("%v: disk %d has %d bytes, %d at the parent point", ErrDiskResized, e.Disk, e.New, e.Old)
 }
 func (e *ResizeError) Unwrap() error { return ErrDiskResized }
 

@@ -7,6 +7,7 @@
 // A full image written into a folder that holds a set starts a new chain
 // of that set (an "active full"); --resized says the disks were grown or
 // shrunk since the parent point, which create refuses otherwise.
+//
 //	aipimage info DIR|FILE
 //	aipimage verify DIR|FILE
 //	aipimage extract --point K --disk D --out FILE DIR
