@@ -3,14 +3,13 @@
 //
 //	aipimage create --out DIR --host NAME [--firmware bios|uefi] [--os HINT] disk0.raw [disk1.raw ...]
 //	aipimage create --out DIR --parent FILE [--resized] disk0.raw [...]   (incremental: compared with the parent point)
+//	aipimage info DIR|FILE
+//	aipimage verify DIR|FILE
+//	aipimage extract --point K --disk D --out FILE DIR
 //
 // A full image written into a folder that holds a set starts a new chain
 // of that set (an "active full"); --resized says the disks were grown or
 // shrunk since the parent point, which create refuses otherwise.
-//
-//	aipimage info DIR|FILE
-//	aipimage verify DIR|FILE
-//	aipimage extract --point K --disk D --out FILE DIR
 //
 // Encrypted sets take their passphrase from $STANDBYKIT_PASSPHRASE.
 package main
