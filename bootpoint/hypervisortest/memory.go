@@ -70,6 +70,7 @@ var (
 	_ bootpoint.Hypervisor       = (*Memory)(nil)
 	_ bootpoint.NetworkConnector = (*Memory)(nil)
 	_ bootpoint.TestBooter       = (*Memory)(nil)
+	_ bootpoint.VMRenamer        = (*Memory)(nil)
 )
 
 func (m *Memory) step(name string) error {
@@ -498,6 +499,27 @@ func (m *Memory) CloneForTest(ctx context.Context, v bootpoint.VM, s bootpoint.S
 	spec.DiskSizes = slices.Clone(spec.DiskSizes)
 	m.vms[name] = &memVM{spec: spec, disks: cloneDisks(snap.disks)}
 	return bootpoint.VM{Name: name, ID: "vm-" + name, Annotation: spec.Annotation}, nil
+}
+
+// RenameVM gives a VM another name, which no other VM may have. Its
+// snapshots, disks and ID stay as they are.
+func (m *Memory) RenameVM(ctx context.Context, v bootpoint.VM, name string) (bootpoint.VM, error) {
+	if err := ctx.Err(); err != nil {
+		return bootpoint.VM{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	vm, err := m.vm(v)
+	if err != nil {
+		return bootpoint.VM{}, err
+	}
+	if _, ok := m.vms[name]; ok || name == "" {
+		return bootpoint.VM{}, fmt.Errorf("hypervisortest: VM %q already exists", name)
+	}
+	delete(m.vms, v.Name)
+	vm.spec.Name = name
+	m.vms[name] = vm
+	return bootpoint.VM{Name: name, ID: v.ID, Annotation: vm.spec.Annotation}, nil
 }
 
 // Spec returns what CreateStandby (or CloneForTest) was given for the VM
