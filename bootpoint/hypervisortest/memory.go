@@ -502,7 +502,8 @@ func (m *Memory) CloneForTest(ctx context.Context, v bootpoint.VM, s bootpoint.S
 }
 
 // RenameVM gives a VM another name, which no other VM may have. Its
-// snapshots, disks and ID stay as they are.
+// snapshots and disks stay as they are; its ID follows the name, as IDs
+// here are made of names.
 func (m *Memory) RenameVM(ctx context.Context, v bootpoint.VM, name string) (bootpoint.VM, error) {
 	if err := ctx.Err(); err != nil {
 		return bootpoint.VM{}, err
@@ -519,7 +520,7 @@ func (m *Memory) RenameVM(ctx context.Context, v bootpoint.VM, name string) (boo
 	delete(m.vms, v.Name)
 	vm.spec.Name = name
 	m.vms[name] = vm
-	return bootpoint.VM{Name: name, ID: v.ID, Annotation: vm.spec.Annotation}, nil
+	return bootpoint.VM{Name: name, ID: "vm-" + name, Annotation: vm.spec.Annotation}, nil
 }
 
 // Spec returns what CreateStandby (or CloneForTest) was given for the VM
