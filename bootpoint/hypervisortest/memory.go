@@ -16,8 +16,8 @@ import (
 	"github.com/standbykit/standbykit/bootpoint"
 )
 
-// Memory is an in-memory bootpoint.Hypervisor, NetworkConnector and
-// TestBooter: the reference model of the contract. Its zero value is an
+// Memory is an in-memory bootpoint.Hypervisor, NetworkConnector,
+// TestBooter and VMRenamer: the reference model of the contract. Its zero value is an
 // empty hypervisor ready to use; it must not be copied after first use.
 //
 // VM IDs are "vm-" and the name; snapshot IDs are "snapshot-N". Snapshot
