@@ -130,8 +130,10 @@ func TestWriteIncrementalAfterRefuses(t *testing.T) {
 	resized := sources(2)
 	resized[1].Info.Size = int64(len(last[1])) + 512
 	_, err = WriteIncrementalAfter(ctx, set, 1, dir, resized, nil)
-	require.ErrorIs(t, err, ErrInvalidInput)
-	require.ErrorContains(t, err, "disk 1")
+	require.ErrorIs(t, err, ErrDiskResized)
+	var re *ResizeError
+	require.ErrorAs(t, err, &re)
+	require.Equal(t, ResizeError{Disk: 1, Old: int64(len(last[1])), New: int64(len(last[1])) + 512}, *re)
 
 	// An encrypted parent needs the passphrase, a plain one refuses it.
 	_, err = WriteIncrementalAfter(ctx, set, 1, dir, sources(2), &WriterOptions{Passphrase: []byte("x")})

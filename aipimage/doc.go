@@ -10,6 +10,17 @@
 // firmware, and its disks with their sizes and sector sizes). The full
 // image has sequence 0 and no parent; incremental k names point k-1.
 //
+// A backup schedule that takes a new full image now and then (an "active
+// full") writes it into the same set with WriteFullAfter: it starts a new
+// chain, with the sequence after the newest point. Points lists every
+// chain, oldest first, and ImageSet.Chains tells them apart; a point reads
+// through its own chain only.
+//
+// A disk that was grown or shrunk between two points is never cut or
+// padded silently: WriteIncremental refuses a size other than the
+// parent's with a *ResizeError unless WriterOptions.Resized says the disk
+// was resized, and the new file then records the resize (PointInfo.Resized).
+//
 // A file stores the disks in fixed-size blocks (64 KiB unless chosen
 // otherwise), each LZ4-compressed or stored raw when that does not help,
 // each with a CRC-32C, optionally encrypted with AES-256-GCM under a key
@@ -52,8 +63,9 @@
 // content. WriteIncrementalAfter adds the next point to an open set: it
 // compares with the parent point's content as the set reads it, names the
 // file with FileName, and refuses a parent that is not a usable point of
-// the set or whose successor is already there. For block-level control (a backup agent streaming changed
-// blocks), NewFullWriter and NewIncrementalWriter return a Writer that
+// the set or whose successor is already there. For block-level control (a
+// backup agent streaming changed blocks), NewFullWriter,
+// NewIncrementalWriter and NewResizedWriter return a Writer that
 // takes blocks in ascending order. Nothing appears at the target path until
 // the file is complete and synced.
 package aipimage

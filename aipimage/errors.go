@@ -36,6 +36,10 @@ var (
 	ErrSequenceGap = errors.New("aipimage: gap in sequence numbers")
 	// ErrDiskMismatch: a point describes other disks than its parent.
 	ErrDiskMismatch = errors.New("aipimage: disks differ from parent point")
+	// ErrDiskResized: a disk's size differs from the parent point's and
+	// the writer was not told that the disk was resized. The error is a
+	// *ResizeError.
+	ErrDiskResized = errors.New("aipimage: disk size differs from the parent point's")
 	// ErrNotInSet: a file or point index names no usable point of the set:
 	// the file is not among the set's files or is still pending, or the
 	// index is out of range.
@@ -66,6 +70,20 @@ func (e *ChainError) Error() string {
 	return fmt.Sprintf("%v: %s: %s", e.Err, e.File, e.Detail)
 }
 func (e *ChainError) Unwrap() error { return e.Err }
+
+// ResizeError reports a disk whose size at the new point (New) is not its
+// size at the parent point (Old). Writing on regardless would drop the
+// data past the old end, or fail on reading it: set WriterOptions.Resized
+// when the disk really was grown or shrunk.
+type ResizeError struct {
+	Disk     int
+	Old, New int64
+}
+
+func (e *ResizeError) Error() string {
+	return fmt.Sprintf("%v: disk %d has %d bytes, %d at the parent point", ErrDiskResized, e.Disk, e.New, e.Old)
+}
+func (e *ResizeError) Unwrap() error { return ErrDiskResized }
 
 func corruptf(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)

@@ -42,6 +42,10 @@ type PointInfo struct {
 	Machine   Machine    `json:"machine"`
 	Disks     []DiskInfo `json:"disks"`
 	BlockSize int        `json:"blockSize"`
+	// Resized lists the disks whose size differs from the parent point's,
+	// each with its size there: the writer was told that the disks were
+	// grown or shrunk (WriterOptions.Resized). Empty for a full image.
+	Resized []DiskResize `json:"resized,omitempty"`
 	// Encryption is set when the blocks are encrypted.
 	Encryption *Encryption `json:"encryption,omitempty"`
 
@@ -49,8 +53,18 @@ type PointInfo struct {
 	File string `json:"-"`
 }
 
-// Full reports whether the point is a full image (the root of its chain).
+// Full reports whether the point is a full image: the root of its chain.
+// A set may hold several chains (a new full image, an "active full", is
+// written into the set after the newest point): only the first has
+// sequence 0.
 func (p PointInfo) Full() bool { return p.ParentID == "" }
+
+// DiskResize records that a disk was resized at a point: From is its size
+// at the parent point.
+type DiskResize struct {
+	Disk int   `json:"disk"`
+	From int64 `json:"from"`
+}
 
 // Encryption holds the key-derivation parameters of an encrypted file. The
 // passphrase is stretched with scrypt(N, R, P) over Salt into a set key;
@@ -83,8 +97,8 @@ func (p *PointInfo) validate() error {
 	if p.ParentID != "" && !validID(p.ParentID) {
 		return fmt.Errorf("parent id %q is not a 32-digit hex id", p.ParentID)
 	}
-	if p.Full() != (p.Sequence == 0) {
-		return fmt.Errorf("sequence %d does not fit parent id %q", p.Sequence, p.ParentID)
+	if p.Sequence == 0 && !p.Full() {
+		return fmt.Errorf("sequence 0 with parent id %q: only a full image has sequence 0", p.ParentID)
 	}
 	if p.Sequence < 0 {
 		return fmt.Errorf("negative sequence %d", p.Sequence)
@@ -101,6 +115,18 @@ func (p *PointInfo) validate() error {
 		}
 		if d.Size <= 0 || d.Size > maxDiskSize || d.Size%int64(d.SectorSize) != 0 {
 			return fmt.Errorf("disk %d: size %d is not a positive multiple of %d up to 1 PiB", i, d.Size, d.SectorSize)
+		}
+	}
+	if len(p.Resized) > 0 && p.Full() {
+		return fmt.Errorf("a full image records a resize")
+	}
+	for i, r := range p.Resized {
+		if r.Disk < 0 || r.Disk >= len(p.Disks) || i > 0 && r.Disk <= p.Resized[i-1].Disk {
+			return fmt.Errorf("resize of disk %d: not a disk, or out of order", r.Disk)
+		}
+		d := p.Disks[r.Disk]
+		if r.From <= 0 || r.From > maxDiskSize || r.From%int64(d.SectorSize) != 0 || r.From == d.Size {
+			return fmt.Errorf("disk %d resized from %d bytes: not a positive multiple of %d up to 1 PiB other than its size", r.Disk, r.From, d.SectorSize)
 		}
 	}
 	if e := p.Encryption; e != nil {
@@ -150,4 +176,28 @@ func validID(s string) bool {
 func idBytes(s string) []byte {
 	b, _ := hex.DecodeString(s)
 	return b
+}
+
+// resizedFrom returns disk d's size at the parent point when this point
+// resized it.
+func (p *PointInfo) resizedFrom(disk int) (int64, bool) {
+	for _, r := range p.Resized {
+		if r.Disk == disk {
+			return r.From, true
+		}
+	}
+	return 0, false
+}
+
+// stableBlocks is the number of leading blocks of disk d whose extent on
+// the disk is the same at this point and at its parent: all of them unless
+// the point resized the disk. Blocks from there on are read from this
+// point and its successors only, never from older files (see FORMAT.md,
+// Resized disks).
+func (p *PointInfo) stableBlocks(disk int) int64 {
+	from, ok := p.resizedFrom(disk)
+	if !ok {
+		return p.blocks(disk)
+	}
+	return min(from, p.Disks[disk].Size) / int64(p.BlockSize)
 }

@@ -27,15 +27,25 @@ func (p *ImagePoint) Disk(d int) (*io.SectionReader, error) {
 	if d < 0 || d >= len(info.Disks) {
 		return nil, invalidf("disk %d of %d", d, len(info.Disks))
 	}
-	cr := &chainReader{layers: p.layers, disk: d, info: &p.layers[0].info, workers: p.workers}
+	// A file may supply only the blocks that no later resize moved: a
+	// block past a disk's old end, or a last block that changed length,
+	// comes from the resizing file or a later one (or is zero).
+	limits := make([]int64, len(p.layers))
+	limit := info.blocks(d)
+	for i := len(p.layers) - 1; i >= 0; i-- {
+		limits[i] = limit
+		limit = min(limit, p.layers[i].info.stableBlocks(d))
+	}
+	cr := &chainReader{layers: p.layers, limits: limits, disk: d, info: &p.layers[len(p.layers)-1].info, workers: p.workers}
 	return io.NewSectionReader(cr, 0, info.Disks[d].Size), nil
 }
 
 // chainReader reads one disk through a chain of files, newest block wins.
 type chainReader struct {
 	layers  []*File
+	limits  []int64 // layers[i] supplies blocks below limits[i] only
 	disk    int
-	info    *PointInfo
+	info    *PointInfo // the point's: its disk sizes are the ones read
 	workers int
 	partial blockCache
 }
@@ -235,6 +245,9 @@ func (c *chainReader) readRun(run []step) (err error) {
 // find returns the newest layer holding block b, or nil.
 func (c *chainReader) find(curs []layerCursor, b int64) (*File, indexEntry, error) {
 	for i := len(c.layers) - 1; i >= 0; i-- {
+		if b >= c.limits[i] {
+			break // limits only shrink towards older layers
+		}
 		f, cur := c.layers[i], &curs[i]
 		if cur.entries == nil || b < cur.ref.first || b > cur.ref.last {
 			refs := f.pages[c.disk]

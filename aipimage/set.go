@@ -32,6 +32,10 @@ type Extent = extent.Extent
 // package's format, and an embedding product may implement it for its own.
 type Set interface {
 	// Points lists the usable points in chain order: the full image first.
+	// A set may hold several chains one after the other (a new full image
+	// written after the newest point starts one); each starts with a
+	// point whose Full reports true, and sequence numbers keep growing
+	// across them. ChainStart finds a point's chain.
 	Points() []PointInfo
 	// Point opens point k (an index into Points).
 	Point(k int) (Point, error)
@@ -58,7 +62,8 @@ type Pending struct {
 
 // ImageSet is an opened chain of image files.
 type ImageSet struct {
-	chain   []*File
+	chain   []*File // every chain, oldest first
+	starts  []int   // where each chain begins in chain
 	pending []Pending
 	workers int
 }
@@ -110,11 +115,11 @@ func OpenFiles(paths []string, opts *OpenOptions) (*ImageSet, error) {
 		}
 		files = append(files, f)
 	}
-	chain, waiting, err := linkChain(files, len(s.pending) > 0)
+	chain, starts, waiting, err := linkChain(files, len(s.pending) > 0)
 	if err != nil {
 		return fail(err)
 	}
-	s.chain = chain
+	s.chain, s.starts = chain, starts
 	for _, f := range waiting {
 		s.pending = append(s.pending, Pending{File: f.info.File,
 			Reason: incompletef("parent %s not available yet", f.info.ParentID)})
@@ -123,98 +128,120 @@ func OpenFiles(paths []string, opts *OpenOptions) (*ImageSet, error) {
 	return s, nil
 }
 
-// linkChain orders files from the full image along parent links. Files
-// whose parent is absent are returned as waiting when some file is still
-// incomplete (it may be that parent), and are an error otherwise.
-func linkChain(files []*File, someIncomplete bool) (chain, waiting []*File, err error) {
-	var root *File
+// linkChain orders files from the full images along parent links: the
+// chains of the set, oldest first, one after the other. It returns them
+// with the index in chain where each begins. Files whose parent is absent
+// are returned as waiting when some file is still incomplete (it may be
+// that parent), and are an error otherwise.
+func linkChain(files []*File, someIncomplete bool) (chain []*File, starts []int, waiting []*File, err error) {
+	var roots []*File
 	byID := map[string]*File{}
 	children := map[string][]*File{}
 	for _, f := range files {
 		in := &f.info
 		if prev, dup := byID[in.PointID]; dup {
-			return nil, nil, &ChainError{ErrForkedChain, in.File, "same point as " + prev.info.File}
+			return nil, nil, nil, &ChainError{ErrForkedChain, in.File, "same point as " + prev.info.File}
 		}
 		byID[in.PointID] = f
 		if in.Full() {
-			if root != nil {
-				err := ErrForkedChain
-				if root.info.SetID != in.SetID {
-					err = ErrWrongSet
-				}
-				return nil, nil, &ChainError{err, in.File, "second full image beside " + root.info.File}
-			}
-			root = f
+			roots = append(roots, f)
 			continue
 		}
 		children[in.ParentID] = append(children[in.ParentID], f)
 	}
-	if root == nil {
+	if len(roots) == 0 {
 		if len(files) == 0 && !someIncomplete {
-			return nil, nil, &ChainError{ErrNoFullImage, "", "no image files"}
+			return nil, nil, nil, &ChainError{ErrNoFullImage, "", "no image files"}
 		}
 		if someIncomplete {
-			return nil, files, nil
+			return nil, nil, files, nil
 		}
-		return nil, nil, &ChainError{ErrNoFullImage, files[0].info.File, "no full image among the files"}
+		return nil, nil, nil, &ChainError{ErrNoFullImage, files[0].info.File, "no full image among the files"}
 	}
+	// Chains follow each other in the order of their full images'
+	// sequence numbers; two full images of one sequence are a fork.
+	sort.SliceStable(roots, func(i, j int) bool { return roots[i].info.Sequence < roots[j].info.Sequence })
+	first := roots[0]
 	for _, f := range files {
-		if f.info.SetID != root.info.SetID {
-			return nil, nil, &ChainError{ErrWrongSet, f.info.File,
-				fmt.Sprintf("set %s, the full image %s is of set %s", f.info.SetID, root.info.File, root.info.SetID)}
+		if f.info.SetID != first.info.SetID {
+			detail := fmt.Sprintf("set %s, the full image %s is of set %s", f.info.SetID, first.info.File, first.info.SetID)
+			if f.info.Full() {
+				detail = "a full image of set " + f.info.SetID + " beside " + first.info.File + " of set " + first.info.SetID
+			}
+			return nil, nil, nil, &ChainError{ErrWrongSet, f.info.File, detail}
 		}
 	}
-	for cur := root; cur != nil; {
-		chain = append(chain, cur)
-		kids := children[cur.info.PointID]
-		delete(children, cur.info.PointID)
-		switch len(kids) {
-		case 0:
-			cur = nil
-			continue
-		case 1:
-		default:
-			return nil, nil, &ChainError{ErrForkedChain, kids[1].info.File,
-				fmt.Sprintf("%s and %s both follow %s", kids[0].info.File, kids[1].info.File, cur.info.File)}
+	for i, root := range roots {
+		if i > 0 && root.info.Sequence == roots[i-1].info.Sequence {
+			return nil, nil, nil, &ChainError{ErrForkedChain, root.info.File,
+				fmt.Sprintf("second full image with sequence %d beside %s", root.info.Sequence, roots[i-1].info.File)}
 		}
-		next := kids[0]
-		if next.info.Sequence != cur.info.Sequence+1 {
-			return nil, nil, &ChainError{ErrSequenceGap, next.info.File,
-				fmt.Sprintf("sequence %d follows %d in %s", next.info.Sequence, cur.info.Sequence, cur.info.File)}
+		if len(chain) > 0 {
+			if last := chain[len(chain)-1]; last.info.Sequence >= root.info.Sequence {
+				return nil, nil, nil, &ChainError{ErrForkedChain, last.info.File,
+					fmt.Sprintf("point %d continues its chain past the newer full image %s (sequence %d)", last.info.Sequence, root.info.File, root.info.Sequence)}
+			}
 		}
-		if !sameDisks(next.info.Disks, cur.info.Disks) || next.info.BlockSize != cur.info.BlockSize {
-			return nil, nil, &ChainError{ErrDiskMismatch, next.info.File, "disks or block size differ from " + cur.info.File}
+		starts = append(starts, len(chain))
+		for cur := root; cur != nil; {
+			chain = append(chain, cur)
+			kids := children[cur.info.PointID]
+			delete(children, cur.info.PointID)
+			switch len(kids) {
+			case 0:
+				cur = nil
+				continue
+			case 1:
+			default:
+				return nil, nil, nil, &ChainError{ErrForkedChain, kids[1].info.File,
+					fmt.Sprintf("%s and %s both follow %s", kids[0].info.File, kids[1].info.File, cur.info.File)}
+			}
+			next := kids[0]
+			if next.info.Sequence != cur.info.Sequence+1 {
+				return nil, nil, nil, &ChainError{ErrSequenceGap, next.info.File,
+					fmt.Sprintf("sequence %d follows %d in %s", next.info.Sequence, cur.info.Sequence, cur.info.File)}
+			}
+			if !followsDisks(cur.info, next.info) {
+				return nil, nil, nil, &ChainError{ErrDiskMismatch, next.info.File, "disks or block size differ from " + cur.info.File + " (and no resize is recorded)"}
+			}
+			cur = next
 		}
-		cur = next
 	}
 	for _, kids := range children {
 		waiting = append(waiting, kids...)
 	}
 	if len(waiting) == 0 {
-		return chain, nil, nil
+		return chain, starts, nil, nil
 	}
 	sort.Slice(waiting, func(i, j int) bool { return waiting[i].info.Sequence < waiting[j].info.Sequence })
 	if !someIncomplete {
 		f := waiting[0]
-		return nil, nil, &ChainError{ErrMissingParent, f.info.File,
+		return nil, nil, nil, &ChainError{ErrMissingParent, f.info.File,
 			fmt.Sprintf("parent %s (sequence %d) is not in the set", f.info.ParentID, f.info.Sequence-1)}
 	}
-	return chain, waiting, nil
+	return chain, starts, waiting, nil
 }
 
-func sameDisks(a, b []DiskInfo) bool {
-	if len(a) != len(b) {
+// followsDisks reports whether child's disks and block size are its
+// parent's, but for the resizes child records.
+func followsDisks(parent, child PointInfo) bool {
+	if len(parent.Disks) != len(child.Disks) || parent.BlockSize != child.BlockSize {
 		return false
 	}
-	for i := range a {
-		if a[i].Size != b[i].Size || a[i].SectorSize != b[i].SectorSize {
+	for d, p := range parent.Disks {
+		c := child.Disks[d]
+		if c.SectorSize != p.SectorSize {
+			return false
+		}
+		from, resized := child.resizedFrom(d)
+		if resized && from != p.Size || !resized && c.Size != p.Size {
 			return false
 		}
 	}
 	return true
 }
 
-// Points lists the usable points, full image first.
+// Points lists the usable points: each chain in order, oldest chain first.
 func (s *ImageSet) Points() []PointInfo {
 	out := make([]PointInfo, len(s.chain))
 	for i, f := range s.chain {
@@ -256,12 +283,45 @@ func (s *ImageSet) IndexOf(file string) (int, error) {
 func (s *ImageSet) File(k int) *File { return s.chain[k] }
 
 // Point opens point k: reads see the newest version of every block among
-// the files 0..k.
+// the files of k's chain up to k.
 func (s *ImageSet) Point(k int) (Point, error) {
 	if k < 0 || k >= len(s.chain) {
 		return nil, invalidf("point %d of %d", k, len(s.chain))
 	}
-	return &ImagePoint{layers: s.chain[:k+1], workers: s.workers}, nil
+	start := 0
+	for _, c := range s.starts {
+		if c <= k {
+			start = c
+		}
+	}
+	return &ImagePoint{layers: s.chain[start : k+1], workers: s.workers}, nil
+}
+
+// Chains lists the set's chains, oldest first: each a full image and the
+// incrementals that follow it, as Points lists them.
+func (s *ImageSet) Chains() [][]PointInfo {
+	points := s.Points()
+	var out [][]PointInfo
+	for i, start := range s.starts {
+		end := len(points)
+		if i+1 < len(s.starts) {
+			end = s.starts[i+1]
+		}
+		out = append(out, points[start:end:end])
+	}
+	return out
+}
+
+// ChainStart returns the index in points of the full image that point k's
+// chain starts with: the newest full image at or before k. It serves any
+// Set, whose Points mark each chain's start with a full image.
+func ChainStart(points []PointInfo, k int) int {
+	for ; k > 0; k-- {
+		if points[k].Full() {
+			return k
+		}
+	}
+	return 0
 }
 
 // Verify checks every file of the set completely (see File.Verify).

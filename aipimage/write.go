@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -46,16 +47,41 @@ func WriteFull(ctx context.Context, path string, machine Machine, disks []DiskSo
 // WriteIncremental writes an incremental image on top of parent to path,
 // storing the blocks that changed, and returns its point. disks must match
 // the parent's disks one for one.
+//
+// A disk's size at the new point is its Info.Size, or when that is zero
+// the size its Content reports (a Size method, as *bytes.Reader and
+// *io.SectionReader have, or a regular *os.File), or else the parent's.
+// A size other than the parent's fails with a *ResizeError (matching
+// ErrDiskResized) unless opts.Resized says the disks were resized: then
+// the file takes the new sizes and records the resize, and the blocks past
+// a disk's old end are examined whatever Changed says.
 func WriteIncremental(ctx context.Context, path string, parent PointInfo, disks []DiskSource, opts *WriterOptions) (PointInfo, error) {
 	if len(disks) != len(parent.Disks) {
 		return PointInfo{}, invalidf("%d disk sources for a parent with %d disks", len(disks), len(parent.Disks))
 	}
+	infos := append([]DiskInfo(nil), parent.Disks...)
+	resized := false
 	for i, d := range disks {
 		if d.Changed == nil && d.Previous == nil {
 			return PointInfo{}, invalidf("disk %d: neither Changed nor Previous given", i)
 		}
+		if d.Info.SectorSize != 0 && d.Info.SectorSize != parent.Disks[i].SectorSize {
+			return PointInfo{}, invalidf("disk %d: sector size %d, the parent's is %d", i, d.Info.SectorSize, parent.Disks[i].SectorSize)
+		}
+		if size := sourceSize(d); size != 0 && size != parent.Disks[i].Size {
+			if opts == nil || !opts.Resized {
+				return PointInfo{}, &ResizeError{Disk: i, Old: parent.Disks[i].Size, New: size}
+			}
+			infos[i].Size, resized = size, true
+		}
 	}
-	w, err := NewIncrementalWriter(path, parent, opts)
+	var w *Writer
+	var err error
+	if resized {
+		w, err = NewResizedWriter(path, parent, infos, opts)
+	} else {
+		w, err = NewIncrementalWriter(path, parent, opts)
+	}
 	if err != nil {
 		return PointInfo{}, err
 	}
@@ -75,6 +101,23 @@ func WriteIncremental(ctx context.Context, path string, parent PointInfo, disks 
 	})
 }
 
+// sourceSize is the size a disk source states or its content reveals; 0
+// when neither tells.
+func sourceSize(src DiskSource) int64 {
+	if src.Info.Size != 0 {
+		return src.Info.Size
+	}
+	switch c := src.Content.(type) {
+	case interface{ Size() int64 }:
+		return c.Size()
+	case interface{ Stat() (fs.FileInfo, error) }:
+		if st, err := c.Stat(); err == nil && st.Mode().IsRegular() {
+			return st.Size()
+		}
+	}
+	return 0
+}
+
 // WriteIncrementalAfter writes the next point after point k of set: an
 // incremental image on top of it, in dir, under the name FileName gives
 // it, and returns the new point. It is how a backup tool adds a point to a
@@ -87,14 +130,14 @@ func WriteIncremental(ctx context.Context, path string, parent PointInfo, disks 
 // disks give each disk's content at the new point, one for one with the
 // parent's disks; a disk whose Changed and Previous are both nil is
 // compared with point k's content, block by block, so only what differs
-// is stored. A disk whose Info.Size is set must have the parent's size
-// (Info is otherwise ignored: an incremental keeps its parent's disks).
-// The caller's slice is not modified.
+// is stored. Disk sizes are checked as WriteIncremental does: a disk of
+// another size than point k's fails with a *ResizeError unless
+// opts.Resized says it was resized. The caller's slice is not modified.
 //
 // k must be a usable point of set: an index into set.Points(), else the
 // error matches ErrNotInSet (ImageSet.IndexOf finds the index of a file).
-// A count or size of disks other than the parent's fails with
-// ErrInvalidInput. Writing after a point that already has a successor in
+// A count of disks other than the parent's fails with ErrInvalidInput.
+// Writing after a point that already has a successor in
 // dir would fork the chain, and fails with a *ChainError matching
 // ErrForkedChain. An encrypted set needs its passphrase in opts.
 //
@@ -104,6 +147,10 @@ func WriteIncrementalAfter(ctx context.Context, set Set, k int, dir string, disk
 	points := set.Points()
 	if k < 0 || k >= len(points) {
 		return PointInfo{}, fmt.Errorf("%w: point %d, the set has %d usable points", ErrNotInSet, k, len(points))
+	}
+	if k+1 < len(points) && points[k+1].Full() {
+		return PointInfo{}, &ChainError{ErrForkedChain, points[k+1].File,
+			fmt.Sprintf("a newer full image follows point %d: its chain has ended", points[k].Sequence)}
 	}
 	if k+1 < len(points) && points[k+1].File != "" && sameDir(filepath.Dir(points[k+1].File), dir) {
 		return PointInfo{}, &ChainError{ErrForkedChain, points[k+1].File,
@@ -119,9 +166,6 @@ func WriteIncrementalAfter(ctx context.Context, set Set, k int, dir string, disk
 	}
 	disks = append([]DiskSource(nil), disks...)
 	for d := range disks {
-		if size := disks[d].Info.Size; size != 0 && size != parent.Disks[d].Size {
-			return PointInfo{}, invalidf("disk %d: %d bytes, point %d's disk has %d", d, size, parent.Sequence, parent.Disks[d].Size)
-		}
 		if disks[d].Changed == nil && disks[d].Previous == nil {
 			if disks[d].Previous, err = point.Disk(d); err != nil {
 				return PointInfo{}, err
@@ -131,6 +175,34 @@ func WriteIncrementalAfter(ctx context.Context, set Set, k int, dir string, disk
 	next := parent
 	next.Sequence++
 	return WriteIncremental(ctx, filepath.Join(dir, FileName(next)), parent, disks, opts)
+}
+
+// WriteFullAfter writes a full image that starts a new chain in set, after
+// its newest point (a weekly "active full"): of the same set id, with the
+// sequence after the newest point's, in dir under the name FileName gives
+// it. The set then reads the new chain after the old one (Points,
+// ImageSet.Chains). opts.SetID and opts.Sequence are ignored.
+//
+// A set with files still arriving (ImageSet.Pending) is refused with
+// ErrIncomplete: a sequence number taken now could be one of theirs.
+func WriteFullAfter(ctx context.Context, set Set, dir string, machine Machine, disks []DiskSource, opts *WriterOptions) (PointInfo, error) {
+	points := set.Points()
+	if len(points) == 0 {
+		return PointInfo{}, fmt.Errorf("%w: the set has no usable point to follow", ErrNotInSet)
+	}
+	if pl, ok := set.(interface{ Pending() []Pending }); ok {
+		if p := pl.Pending(); len(p) > 0 {
+			return PointInfo{}, &ChainError{ErrIncomplete, p[0].File, "still arriving: write the new full image once the set is complete"}
+		}
+	}
+	newest := points[len(points)-1]
+	o := WriterOptions{}
+	if opts != nil {
+		o = *opts
+	}
+	o.SetID, o.Sequence = newest.SetID, newest.Sequence+1
+	next := PointInfo{SetID: o.SetID, Sequence: o.Sequence, Machine: machine}
+	return WriteFull(ctx, filepath.Join(dir, FileName(next)), machine, disks, &o)
 }
 
 // sameDir reports whether a and b name the same existing folder.
@@ -169,6 +241,16 @@ func writeDisks(ctx context.Context, w *Writer, disks []DiskSource, opts *Writer
 		if compare && prev == nil {
 			prev = make([]byte, bs)
 		}
+		// Past the blocks a resize left in place, older files are never
+		// read: every block there that is not zero is stored, whatever
+		// the caller says changed.
+		fresh := w.info.blocks(d)
+		if !w.full {
+			fresh = w.info.stableBlocks(d)
+			if size := w.info.Disks[d].Size; fresh*bs < size {
+				set.Add(fresh*bs, size-fresh*bs)
+			}
+		}
 		total, done := set.Bytes(), int64(0)
 		for _, e := range set.All() {
 			for b := e.Off / bs; b*bs < e.End(); b++ {
@@ -182,7 +264,9 @@ func writeDisks(ctx context.Context, w *Writer, disks []DiskSource, opts *Writer
 					return PointInfo{}, fmt.Errorf("disk %d: reading content at %d: %w", d, b*bs, err)
 				}
 				same := false
-				if compare {
+				if b >= fresh {
+					same = isZero(buf[:n])
+				} else if compare {
 					if err := readFull(src.Previous, prev[:n], b*bs); err != nil {
 						w.Abort()
 						return PointInfo{}, fmt.Errorf("disk %d: reading previous content at %d: %w", d, b*bs, err)

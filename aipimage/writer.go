@@ -32,6 +32,17 @@ type WriterOptions struct {
 	Time time.Time
 	// SetID names the set of a new full image; empty means a new random id.
 	SetID string
+	// Sequence is a full image's sequence number: 0 starts a set; a full
+	// image that starts a new chain in an existing set (SetID) takes the
+	// sequence after the set's newest point, as WriteFullAfter does.
+	// Incrementals always take their parent's + 1.
+	Sequence int
+	// Resized tells WriteIncremental and WriteIncrementalAfter that disks
+	// may differ in size from the parent point's, because they were grown
+	// or shrunk: the new file takes each disk's new size and records the
+	// resize. Without it a size that differs fails with a *ResizeError.
+	// (The block-level writer says so with NewResizedWriter.)
+	Resized bool
 	// Progress, when set, is called from the writing goroutine as blocks
 	// are read.
 	Progress func(WriteProgress)
@@ -97,10 +108,13 @@ func NewFullWriter(path string, machine Machine, disks []DiskInfo, opts *WriterO
 		opts = &WriterOptions{}
 	}
 	info := PointInfo{
-		SetID: opts.SetID, PointID: NewID(), Machine: machine,
+		SetID: opts.SetID, PointID: NewID(), Sequence: opts.Sequence, Machine: machine,
 		Disks: append([]DiskInfo(nil), disks...), BlockSize: opts.BlockSize,
 	}
 	if info.SetID == "" {
+		if opts.Sequence != 0 {
+			return nil, invalidf("a full image with sequence %d continues a set: name it in SetID", opts.Sequence)
+		}
 		info.SetID = NewID()
 	}
 	if info.BlockSize == 0 {
@@ -114,6 +128,28 @@ func NewFullWriter(path string, machine Machine, disks []DiskInfo, opts *WriterO
 // An encrypted parent's key parameters are reused; its passphrase must be
 // given again in opts.
 func NewIncrementalWriter(path string, parent PointInfo, opts *WriterOptions) (*Writer, error) {
+	return newIncrementalWriter(path, parent, parent.Disks, opts)
+}
+
+// NewResizedWriter starts an incremental image on top of parent whose
+// disks were resized since: disks gives every disk's new description, one
+// for one with the parent's, with the parent's sector sizes. The file
+// records which disks changed size and from what (PointInfo.Resized).
+// Blocks of a disk past its old end, and its last block when that changed
+// length, read as zero unless written.
+func NewResizedWriter(path string, parent PointInfo, disks []DiskInfo, opts *WriterOptions) (*Writer, error) {
+	if len(disks) != len(parent.Disks) {
+		return nil, invalidf("%d disks for a parent with %d: a resize keeps the number of disks", len(disks), len(parent.Disks))
+	}
+	for d := range disks {
+		if disks[d].SectorSize != parent.Disks[d].SectorSize {
+			return nil, invalidf("disk %d: sector size %d, the parent's is %d", d, disks[d].SectorSize, parent.Disks[d].SectorSize)
+		}
+	}
+	return newIncrementalWriter(path, parent, disks, opts)
+}
+
+func newIncrementalWriter(path string, parent PointInfo, disks []DiskInfo, opts *WriterOptions) (*Writer, error) {
 	if opts == nil {
 		opts = &WriterOptions{}
 	}
@@ -125,7 +161,12 @@ func NewIncrementalWriter(path string, parent PointInfo, opts *WriterOptions) (*
 	}
 	info := PointInfo{
 		SetID: parent.SetID, PointID: NewID(), ParentID: parent.PointID, Sequence: parent.Sequence + 1,
-		Machine: parent.Machine, Disks: append([]DiskInfo(nil), parent.Disks...), BlockSize: parent.BlockSize,
+		Machine: parent.Machine, Disks: append([]DiskInfo(nil), disks...), BlockSize: parent.BlockSize,
+	}
+	for d := range disks {
+		if disks[d].Size != parent.Disks[d].Size {
+			info.Resized = append(info.Resized, DiskResize{Disk: d, From: parent.Disks[d].Size})
+		}
 	}
 	if parent.Encryption != nil {
 		keys := &keyring{passphrase: opts.Passphrase}

@@ -21,8 +21,15 @@
 // Add creates the VM from the first point it is given, or adds one boot
 // point on top of the current one, covering every increment in between;
 // a VM whose disks changed since its current boot point (ErrDiverged) is
-// left alone. Verify reads a boot point's disks back from the host and
-// compares them with its point. Beyond MaxBootPoints (30, ESXi's snapshot
+// left alone. Every new boot point's written ranges are read back from the
+// host and compared with the point (a boot point that differs is removed;
+// Standby.SkipReadBack turns this off): the cost is what was written.
+// Verify and VerifyBootPoint compare a boot point in full (the disk's
+// size) or what it wrote. A new full image in the set (a new chain) becomes
+// a boot point like any point: Add compares it with the previous point to
+// find what changed, reading both where they hold data, and writes only
+// that. A point whose disks differ in size or number from the VM's is
+// refused with a *ResizeError: ESXi cannot grow a disk that has snapshots. Beyond MaxBootPoints (30, ESXi's snapshot
 // depth) the oldest boot points are consolidated by the host. Each
 // snapshot's description holds the boot point's Metadata, so the host is
 // the source of truth: a run that died anywhere is resumed from what the
@@ -35,5 +42,10 @@
 // each task's set as an aipimage folder unless Manager.Open says
 // otherwise: a product with its own image format plugs into the manager
 // as it does into Standby, through aipimage.Set. Failover,
-// TestBoot and DeleteTask are the operator's actions.
+// TestBoot and DeleteTask are the operator's actions; so is Reseed, which
+// a task whose disks were resized waits for (TaskState.NeedsDecision): it
+// builds a new standby from the resized point beside the old one and
+// replaces the old one once the new one has its first boot point. A task
+// with FullVerifyEvery has its newest boot point compared in full once per
+// period (Manager.Verify on demand).
 package bootpoint

@@ -28,6 +28,10 @@ type Task struct {
 	Standby *Standby
 	// Passphrase unlocks an encrypted image set.
 	Passphrase []byte
+	// FullVerifyEvery, when set, makes a pass compare the newest boot
+	// point byte for byte with its point once that long has passed since
+	// the last such comparison (see Manager.Verify).
+	FullVerifyEvery time.Duration
 }
 
 // ManagedSet is an image set as the Manager uses it during one pass of a
@@ -171,6 +175,8 @@ type TaskResult struct {
 	Ran     bool
 	Results []Result
 	Err     error
+	// Verify is the scheduled full verification the pass made, if any.
+	Verify *VerifyResult
 }
 
 // Tick runs one scheduling pass. It returns one result per task; a task's
@@ -230,6 +236,7 @@ func (m *Manager) tick(ctx context.Context, force string) ([]TaskResult, error) 
 		results[i].Task = t.Name
 		g.Go(func() error {
 			results[i] = m.runTask(ctx, t, force == t.Name)
+			m.verifyIfDue(ctx, t, &results[i])
 			return nil
 		})
 	}
@@ -275,7 +282,7 @@ func (m *Manager) runTask(ctx context.Context, t *Task, force bool) TaskResult {
 		}
 		st = *s
 	})
-	if st.FailedOver || (st.Paused || st.Diverged) && !force {
+	if st.FailedOver || (st.Paused || st.Diverged || st.NeedsDecision != "") && !force {
 		return res
 	}
 	if count > t.Standby.limit() {
@@ -313,9 +320,10 @@ func (m *Manager) runTask(ctx context.Context, t *Task, force bool) TaskResult {
 		if err != nil {
 			s.LastError = err.Error()
 			s.Diverged = errors.Is(err, ErrDiverged)
+			s.NeedsDecision = decisionNeeded(err)
 			return
 		}
-		s.LastError, s.Diverged = "", false
+		s.LastError, s.Diverged, s.NeedsDecision = "", false, ""
 		s.LastSequence, s.LastPointID = r.BootPoint.Meta.Sequence, r.BootPoint.Meta.PointID
 		s.LastBytes, s.LastDuration = r.Bytes, r.Duration
 		s.Waiting = 0

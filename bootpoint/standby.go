@@ -1,11 +1,9 @@
 package bootpoint
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"time"
 
@@ -42,6 +40,11 @@ type Standby struct {
 	Logger  *slog.Logger
 	// Progress, when set, hears about each step.
 	Progress func(Event)
+	// SkipReadBack turns off reading each new boot point's written ranges
+	// back from the host (Hypervisor.OpenDisk on its snapshot) and
+	// comparing them with the point, which Add does by default: it costs
+	// as many bytes read as were written.
+	SkipReadBack bool
 }
 
 // Event reports progress of a Standby operation.
@@ -62,6 +65,15 @@ type Result struct {
 	BootPoint BootPoint
 	Bytes     int64 // bytes of changes written (all disks)
 	Duration  time.Duration
+	// Compared is what was read of the image points to find the changes
+	// where the images cannot say (a new full image, a resize): both
+	// points wherever either holds data. Zero along one chain.
+	Compared int64
+	// ReadBack is what was read back from the host and compared with the
+	// point (the bytes written, unless Standby.SkipReadBack), in
+	// ReadBackDuration.
+	ReadBack         int64
+	ReadBackDuration time.Duration
 }
 
 // ErrChainMismatch reports boot points that do not belong to the set, or a
@@ -111,7 +123,8 @@ func (s *Standby) BootPoints(ctx context.Context) (VM, []BootPoint, error) {
 }
 
 // Sync adds one boot point for every point of set newer than the VM's
-// newest boot point, creating the VM from the first point if needed.
+// newest boot point, creating the VM if needed from the full image that
+// starts the set's newest chain.
 func (s *Standby) Sync(ctx context.Context, set aipimage.Set) ([]Result, error) {
 	var results []Result
 	if err := s.Prune(ctx); err != nil {
@@ -122,7 +135,7 @@ func (s *Standby) Sync(ctx context.Context, set aipimage.Set) ([]Result, error) 
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return results, err
 		}
-		next := 0
+		next := aipimage.ChainStart(set.Points(), len(set.Points())-1)
 		if len(bps) > 0 {
 			k, err := indexOf(set, bps[len(bps)-1].Meta)
 			if err != nil {
@@ -226,6 +239,9 @@ func (s *Standby) Add(ctx context.Context, set aipimage.Set, k int) (Result, err
 	if err != nil {
 		return Result{}, err
 	}
+	if err := checkGeometry(lastPoint.Info(), info); err != nil {
+		return Result{}, err
+	}
 	prevPlan, err := s.inspector().Inspect(ctx, lastPoint)
 	if err != nil {
 		return Result{}, fmt.Errorf("inspecting point %d again: %w", last.Sequence, err)
@@ -233,31 +249,25 @@ func (s *Standby) Add(ctx context.Context, set aipimage.Set, k int) (Result, err
 	if prevPlan.Digest() != last.PatchDigest {
 		return Result{}, fmt.Errorf("%w: the plan of point %d is not the one its boot point was made with", ErrChainMismatch, last.Sequence)
 	}
-	var changes []Delta
-	var written int64
-	for d := range info.Disks {
-		changed, err := ChangedSince(set, lastK, k, d)
-		if err != nil {
-			return Result{}, err
-		}
-		delta, err := PlanDelta(point, d, changed, prevPlan, plan, SectorSize)
-		if err != nil {
-			return Result{}, err
-		}
-		lastDisk, err := lastPoint.Disk(d)
-		if err != nil {
-			return Result{}, err
-		}
-		if delta.Base, err = p2v.NewOverlay(lastDisk, prevPlan, d); err != nil {
-			return Result{}, err
-		}
-		changes = append(changes, delta)
-		written += delta.Bytes()
+	changes, compared, err := planChanges(ctx, set, lastK, k, prevPlan, plan, func(written int64) {
 		s.emit(Event{Sequence: info.Sequence, Step: "delta", Bytes: written})
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	var written int64
+	for _, c := range changes {
+		written += c.Bytes()
 	}
 	s.emit(Event{Sequence: info.Sequence, Step: "snapshot", Bytes: written})
 	snap, err := s.Hypervisor.AddBootPoint(ctx, vm, changes, name, meta.Description())
 	if err != nil {
+		return Result{}, err
+	}
+	res := Result{BootPoint: BootPoint{Snapshot: snap, Meta: meta}, Bytes: written, Compared: compared}
+	if err := s.checkWritten(ctx, vm, &res, changes, func(ctx context.Context) error {
+		return s.undoBootPoint(ctx, vm, snap, base)
+	}); err != nil {
 		return Result{}, err
 	}
 	s.logger().Info("boot point added", "vm", vm.Name, "sequence", info.Sequence, "bytes", written)
@@ -265,7 +275,8 @@ func (s *Standby) Add(ctx context.Context, set aipimage.Set, k int) (Result, err
 		return Result{}, fmt.Errorf("boot point %d added, but consolidating old ones failed: %w", info.Sequence, err)
 	}
 	s.emit(Event{Sequence: info.Sequence, Step: "done", Bytes: written})
-	return Result{BootPoint: BootPoint{Snapshot: snap, Meta: meta}, Bytes: written, Duration: time.Since(start)}, nil
+	res.Duration = time.Since(start)
+	return res, nil
 }
 
 // create makes the VM with point k's content as its base and snapshots it
@@ -295,8 +306,9 @@ func (s *Standby) create(ctx context.Context, set aipimage.Set, k int, plan *p2v
 	var written int64
 	for d, disk := range info.Disks {
 		spec.DiskSizes = append(spec.DiskSizes, disk.Size)
-		// Everything any point up to k wrote: the data of point k.
-		changed, err := ChangedSince(set, -1, k, d)
+		// Everything the points of k's chain up to k wrote: the data of
+		// point k.
+		changed, err := ChangedSince(set, aipimage.ChainStart(set.Points(), k)-1, k, d)
 		if err != nil {
 			return Result{}, err
 		}
@@ -322,9 +334,16 @@ func (s *Standby) create(ctx context.Context, set aipimage.Set, k int, plan *p2v
 		}
 		return Result{}, err
 	}
+	res := Result{BootPoint: BootPoint{Snapshot: snap, Meta: meta}, Bytes: written}
+	if err := s.checkWritten(ctx, vm, &res, bases, func(ctx context.Context) error {
+		return s.Hypervisor.DestroyVM(ctx, vm)
+	}); err != nil {
+		return Result{}, err
+	}
 	s.logger().Info("standby VM created", "vm", vm.Name, "sequence", info.Sequence, "bytes", written)
 	s.emit(Event{Sequence: info.Sequence, Step: "done", Bytes: written})
-	return Result{BootPoint: BootPoint{Snapshot: snap, Meta: meta}, Bytes: written, Duration: time.Since(start)}, nil
+	res.Duration = time.Since(start)
+	return res, nil
 }
 
 // DefaultMaxBootPoints is ESXi's snapshot chain depth limit.
@@ -403,79 +422,13 @@ func (e *MismatchError) Error() string {
 
 // Verify reads every disk of boot point bp back from the hypervisor and
 // compares it with its point ⊕ patches. A difference is a *MismatchError.
+// VerifyBootPoint does the same, or only what a boot point wrote, and
+// reports what it read.
 func (s *Standby) Verify(ctx context.Context, set aipimage.Set, bp BootPoint) error {
 	vm, err := s.Hypervisor.FindVM(ctx, s.VM.Name)
 	if err != nil {
 		return err
 	}
-	k, err := indexOf(set, bp.Meta)
-	if err != nil {
-		return err
-	}
-	point, err := set.Point(k)
-	if err != nil {
-		return err
-	}
-	plan, err := s.inspector().Inspect(ctx, point)
-	if err != nil {
-		return err
-	}
-	s.emit(Event{Sequence: bp.Meta.Sequence, Step: "verify"})
-	for d, disk := range point.Info().Disks {
-		got, err := s.Hypervisor.OpenDisk(ctx, vm, bp.Snapshot, d)
-		if err != nil {
-			return err
-		}
-		if got.Size() != disk.Size {
-			got.Close()
-			return fmt.Errorf("%w: boot point %d disk %d holds %d bytes, its point %d", ErrChainMismatch, bp.Meta.Sequence, d, got.Size(), disk.Size)
-		}
-		src, err := point.Disk(d)
-		if err != nil {
-			got.Close()
-			return err
-		}
-		want, err := p2v.NewOverlay(src, plan, d)
-		if err != nil {
-			got.Close()
-			return err
-		}
-		off, err := firstDifference(ctx, got, want, disk.Size)
-		got.Close()
-		if err != nil {
-			return err
-		}
-		if off >= 0 {
-			return &MismatchError{Sequence: bp.Meta.Sequence, Disk: d, Offset: off}
-		}
-	}
-	return nil
-}
-
-// firstDifference compares two readers over size bytes and returns the
-// first differing offset, or -1.
-func firstDifference(ctx context.Context, a, b io.ReaderAt, size int64) (int64, error) {
-	const chunk = 1 << 20
-	ba, bb := make([]byte, chunk), make([]byte, chunk)
-	for off := int64(0); off < size; off += chunk {
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
-		n := int(min(chunk, size-off))
-		if _, err := a.ReadAt(ba[:n], off); err != nil && !(errors.Is(err, io.EOF) && off+int64(n) == size) {
-			return 0, fmt.Errorf("reading boot point disk at %d: %w", off, err)
-		}
-		if _, err := b.ReadAt(bb[:n], off); err != nil && !(errors.Is(err, io.EOF) && off+int64(n) == size) {
-			return 0, fmt.Errorf("reading image point at %d: %w", off, err)
-		}
-		if bytes.Equal(ba[:n], bb[:n]) {
-			continue
-		}
-		for i := range n {
-			if ba[i] != bb[i] {
-				return off + int64(i), nil
-			}
-		}
-	}
-	return -1, nil
+	_, err = s.verify(ctx, set, vm, bp, nil, true)
+	return err
 }

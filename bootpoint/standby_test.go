@@ -38,21 +38,33 @@ func TestSyncMakesOneVerifiedBootPointPerPoint(t *testing.T) {
 	require.Empty(t, results)
 }
 
-// A hypervisor that loses data is caught: by Verify, and by the next boot
-// point's Base (what the disk must hold before the change), which a
-// hypervisor checks before writing.
+// A hypervisor that loses data is caught: by Add, which reads every new
+// boot point's written ranges back and removes one that differs; and with
+// that off, by Verify and by the next boot point's Base (what the disk
+// must hold before the change), which a hypervisor checks before writing.
 func TestVerifyCatchesABrokenDelta(t *testing.T) {
+	ctx := context.Background()
 	set := newSample(t, 3)
 	s := &bootpoint.Standby{Hypervisor: &hypervisortest.Memory{Drop: true}, Inspector: movingPatches{}, VM: bootpoint.VMSpec{Name: "v"}}
-	_, err := s.Add(context.Background(), set, 0)
+	_, err := s.Add(ctx, set, 0)
 	require.NoError(t, err)
-	_, err = s.Add(context.Background(), set, 1)
-	require.NoError(t, err)
-	_, bps, err := s.BootPoints(context.Background())
-	require.NoError(t, err)
+	_, err = s.Add(ctx, set, 1)
 	var mismatch *bootpoint.MismatchError
-	require.ErrorAs(t, s.Verify(context.Background(), set, bps[len(bps)-1]), &mismatch)
-	_, err = s.Add(context.Background(), set, 2)
+	require.ErrorAs(t, err, &mismatch)
+	require.Equal(t, 1, mismatch.Sequence)
+	require.ErrorContains(t, err, "the boot point was removed")
+	bps := verifyAll(t, s, set)
+	require.Len(t, bps, 1, "only the good boot point is left")
+	require.True(t, bps[0].Snapshot.Current, "and the VM is back at it")
+
+	s.SkipReadBack = true
+	r, err := s.Add(ctx, set, 1)
+	require.NoError(t, err)
+	require.Zero(t, r.ReadBack)
+	_, bps, err = s.BootPoints(ctx)
+	require.NoError(t, err)
+	require.ErrorAs(t, s.Verify(ctx, set, bps[len(bps)-1]), &mismatch)
+	_, err = s.Add(ctx, set, 2)
 	require.ErrorContains(t, err, "Base is not the disk's content")
 }
 

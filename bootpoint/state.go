@@ -32,6 +32,19 @@ type TaskState struct {
 	// FailedOver: an operator kept the VM as it runs; the task makes no
 	// more boot points.
 	FailedOver bool `json:"failedOver,omitempty"`
+	// NeedsDecision says why the task makes no boot points until an
+	// operator decides (a disk was resized: Manager.Reseed); empty when
+	// none is needed.
+	NeedsDecision string `json:"needsDecision,omitempty"`
+	// ReseedVM is the VM a reseed in progress builds (Manager.Reseed):
+	// a reseed that was interrupted resumes with it.
+	ReseedVM string `json:"reseedVM,omitempty"`
+	// LastFullVerify is when the newest boot point was last compared
+	// byte for byte with its point (Task.FullVerifyEvery, Manager.Verify);
+	// LastVerifyError is what the last verification found wrong, if it
+	// did.
+	LastFullVerify  time.Time `json:"lastFullVerify,omitzero"`
+	LastVerifyError string    `json:"lastVerifyError,omitempty"`
 }
 
 // State is the manager's state file.

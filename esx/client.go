@@ -78,6 +78,7 @@ var (
 	_ bootpoint.Hypervisor       = (*Host)(nil)
 	_ bootpoint.NetworkConnector = (*Host)(nil)
 	_ bootpoint.TestBooter       = (*Host)(nil)
+	_ bootpoint.VMRenamer        = (*Host)(nil)
 )
 
 // Connect logs in to the endpoint of cfg and resolves its inventory

@@ -149,8 +149,18 @@ func (h *Host) OpenDisk(ctx context.Context, vm bootpoint.VM, sn bootpoint.Snaps
 	if err != nil {
 		return nil, err
 	}
+	if rd, ok := h.transport().(RangeDownloader); ok {
+		chain, err := h.openRangedChain(ctx, s, rd, files)
+		if err == nil {
+			return rangedDisk{chain}, nil
+		}
+		h.logger().Warn("esx: reading the disk chain in place failed; downloading it whole", "vm", s.mo.Name, "err", err)
+	}
 	return h.openChain(ctx, files)
 }
+
+// rangedDisk is a disk chain read in place: a bootpoint.Disk.
+type rangedDisk struct{ *vmdk.Chain }
 
 // snapshotDisk is the backing snapshot sn recorded for disk d.
 func (h *Host) snapshotDisk(ctx context.Context, vm bootpoint.VM, sn bootpoint.Snapshot, disk int) (*vmState, *types.VirtualDiskFlatVer2BackingInfo, error) {

@@ -25,7 +25,10 @@
 // memory, whose description carries the boot point's metadata. The first
 // boot point is the imported base itself. The chain of boot point k is
 // the backing chain recorded in snapshot k's configuration (ChainFiles
-// lists it); OpenDisk downloads it and reads it with vmdk.OpenChain.
+// lists it); OpenDisk reads it with vmdk.OpenChain in place, with ranged
+// downloads of what is read (downloading the whole chain only when the
+// Transport cannot read ranges), so reading back what a boot point wrote
+// costs about that much. RenameVM serves a reseed.
 // RemoveSnapshot and Revert are ESXi's own: it consolidates the removed
 // snapshot's delta, and a revert discards the current leaf and starts a
 // new empty one.

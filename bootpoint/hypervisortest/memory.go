@@ -16,8 +16,8 @@ import (
 	"github.com/standbykit/standbykit/bootpoint"
 )
 
-// Memory is an in-memory bootpoint.Hypervisor, NetworkConnector and
-// TestBooter: the reference model of the contract. Its zero value is an
+// Memory is an in-memory bootpoint.Hypervisor, NetworkConnector,
+// TestBooter and VMRenamer: the reference model of the contract. Its zero value is an
 // empty hypervisor ready to use; it must not be copied after first use.
 //
 // VM IDs are "vm-" and the name; snapshot IDs are "snapshot-N". Snapshot
@@ -76,6 +76,7 @@ var (
 	_ bootpoint.NetworkConnector = (*Memory)(nil)
 	_ bootpoint.TestBooter       = (*Memory)(nil)
 	_ bootpoint.GuestObserver    = (*Memory)(nil)
+	_ bootpoint.VMRenamer        = (*Memory)(nil)
 )
 
 func (m *Memory) step(name string) error {
@@ -504,6 +505,28 @@ func (m *Memory) CloneForTest(ctx context.Context, v bootpoint.VM, s bootpoint.S
 	spec.DiskSizes = slices.Clone(spec.DiskSizes)
 	m.vms[name] = &memVM{spec: spec, disks: cloneDisks(snap.disks)}
 	return bootpoint.VM{Name: name, ID: "vm-" + name, Annotation: spec.Annotation}, nil
+}
+
+// RenameVM gives a VM another name, which no other VM may have. Its
+// snapshots and disks stay as they are; its ID follows the name, as IDs
+// here are made of names.
+func (m *Memory) RenameVM(ctx context.Context, v bootpoint.VM, name string) (bootpoint.VM, error) {
+	if err := ctx.Err(); err != nil {
+		return bootpoint.VM{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	vm, err := m.vm(v)
+	if err != nil {
+		return bootpoint.VM{}, err
+	}
+	if _, ok := m.vms[name]; ok || name == "" {
+		return bootpoint.VM{}, fmt.Errorf("hypervisortest: VM %q already exists", name)
+	}
+	delete(m.vms, v.Name)
+	vm.spec.Name = name
+	m.vms[name] = vm
+	return bootpoint.VM{Name: name, ID: "vm-" + name, Annotation: vm.spec.Annotation}, nil
 }
 
 // Spec returns what CreateStandby (or CloneForTest) was given for the VM

@@ -43,7 +43,7 @@ var defaultDiskSizes = []int64{1 << 20, 5<<19 + 3*bootpoint.SectorSize}
 
 // Run runs the conformance suite against the hypervisors h.New makes, as
 // subtests: BootPoints, Consolidation, Revert, FailedWrite, Diverged,
-// BadInput and Power. Each subtest starts from a fresh hypervisor and one VM.
+// BadInput, Power and (for a bootpoint.VMRenamer) Rename. Each subtest starts from a fresh hypervisor and one VM.
 func Run(t *testing.T, h Harness) {
 	if h.New == nil {
 		t.Fatal("hypervisortest: Harness.New is required")
@@ -62,6 +62,9 @@ func Run(t *testing.T, h Harness) {
 				t.Skip("the harness cannot write as a guest (Harness.WriteGuest is nil)")
 			}
 			hv := h.New(t)
+			if _, ok := hv.(bootpoint.VMRenamer); sc.name == "Rename" && !ok {
+				t.Skip("the hypervisor does not rename VMs (bootpoint.VMRenamer)")
+			}
 			e := newEnv(hv, h)
 			e.afterEach = func(vm bootpoint.VM) {
 				if h.AfterEach != nil {
@@ -124,6 +127,7 @@ var scenarios = []scenario{
 	{"Diverged", diverged},
 	{"BadInput", badInput},
 	{"Power", power},
+	{"Rename", rename},
 }
 
 func (e *env) spec(name string) bootpoint.VMSpec {
@@ -432,4 +436,41 @@ func power(ctx context.Context, e *env) error {
 		return fmt.Errorf("creating the VM again after DestroyVM: %w", err)
 	}
 	return again.check(ctx)
+}
+
+// rename: a VM renamed keeps its snapshots and disks under its new name,
+// takes more boot points, and frees its old name.
+func rename(ctx context.Context, e *env) error {
+	r := e.hv.(bootpoint.VMRenamer)
+	c, g, err := e.start(ctx, "conformance-rename", 8, 3)
+	if err != nil {
+		return err
+	}
+	const name = "conformance-renamed"
+	vm, err := r.RenameVM(ctx, c.vm, name)
+	if err != nil {
+		return fmt.Errorf("RenameVM: %w", err)
+	}
+	if vm.Name != name {
+		return fmt.Errorf("RenameVM returned %+v, want the name %q", vm, name)
+	}
+	found, err := e.hv.FindVM(ctx, name)
+	if err != nil {
+		return fmt.Errorf("FindVM after RenameVM: %w", err)
+	}
+	if want := e.spec("conformance-rename").Annotation; found.ID != vm.ID || found.Annotation != want {
+		return fmt.Errorf("FindVM returned %+v, RenameVM %+v (annotation %q before)", found, vm, want)
+	}
+	if _, err := e.hv.FindVM(ctx, "conformance-rename"); !errors.Is(err, bootpoint.ErrNotFound) {
+		return fmt.Errorf("FindVM of the old name: %v, want ErrNotFound", err)
+	}
+	c.vm = vm
+	e.afterEach(c.vm)
+	if err := c.check(ctx); err != nil {
+		return fmt.Errorf("after RenameVM: %w", err)
+	}
+	if err := e.addPoint(ctx, c, g, allDisks(len(e.sizes))); err != nil {
+		return fmt.Errorf("boot point after RenameVM: %w", err)
+	}
+	return c.check(ctx)
 }

@@ -2,10 +2,14 @@
 // image sets.
 //
 //	aipimage create --out DIR --host NAME [--firmware bios|uefi] [--os HINT] disk0.raw [disk1.raw ...]
-//	aipimage create --out DIR --parent FILE disk0.raw [...]   (incremental: compared with the parent point)
+//	aipimage create --out DIR --parent FILE [--resized] disk0.raw [...]   (incremental: compared with the parent point)
 //	aipimage info DIR|FILE
 //	aipimage verify DIR|FILE
 //	aipimage extract --point K --disk D --out FILE DIR
+//
+// A full image written into a folder that holds a set starts a new chain
+// of that set (an "active full"); --resized says the disks were grown or
+// shrunk since the parent point, which create refuses otherwise.
 //
 // Encrypted sets take their passphrase from $STANDBYKIT_PASSPHRASE.
 package main
@@ -19,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -36,7 +41,7 @@ func main() {
 
 const usage = `usage:
   aipimage create --out DIR --host NAME [--firmware bios|uefi] [--os HINT] [--block-size N] disk.raw...
-  aipimage create --out DIR --parent FILE disk.raw...
+  aipimage create --out DIR --parent FILE [--resized] disk.raw...
   aipimage info DIR|FILE
   aipimage verify DIR|FILE
   aipimage extract --point K --disk D --out FILE DIR
@@ -79,6 +84,7 @@ func create(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	osHint := fs.String("os", "", "operating system hint (full image)")
 	firmware := fs.String("firmware", "", "bios or uefi (full image)")
 	blockSize := fs.Int("block-size", 0, "block size in bytes (full image; default 64 KiB)")
+	resized := fs.Bool("resized", false, "incremental: the disks were grown or shrunk since the parent point")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -98,17 +104,18 @@ func create(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		sources = append(sources, aipimage.DiskSource{Info: aipimage.DiskInfo{Size: st.Size(), SectorSize: 512, Label: filepath.Base(name)}, Content: f})
 	}
-	opts := &aipimage.WriterOptions{BlockSize: *blockSize, Passphrase: passphrase(), Progress: progressPrinter(stderr)}
+	opts := &aipimage.WriterOptions{BlockSize: *blockSize, Passphrase: passphrase(), Progress: progressPrinter(stderr), Resized: *resized}
 	start := time.Now()
 	var written aipimage.PointInfo
 	var err error
 	if *parent == "" {
-		opts.SetID = aipimage.NewID()
 		machine := aipimage.Machine{Hostname: *host, OSHint: *osHint, Firmware: aipimage.Firmware(*firmware)}
-		path := filepath.Join(*out, aipimage.FileName(aipimage.PointInfo{SetID: opts.SetID, Machine: machine}))
-		written, err = aipimage.WriteFull(ctx, path, machine, sources, opts)
+		written, err = createFull(ctx, *out, machine, sources, opts)
 	} else {
 		written, err = createIncremental(ctx, *parent, *out, sources, opts)
+	}
+	if re := (*aipimage.ResizeError)(nil); errors.As(err, &re) {
+		return fmt.Errorf("%w: if disk %d (%s) was grown or shrunk, say so with --resized", err, re.Disk, fs.Arg(re.Disk))
 	}
 	if err != nil {
 		return err
@@ -120,6 +127,40 @@ func create(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stdout, "wrote %s: point %d of set %s, %s in %s\n", written.File, written.Sequence, written.SetID,
 		human(st.Size()), time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// createFull writes a full image into out: a new set, or a new chain of
+// the set out holds (the same machine's "active full").
+func createFull(ctx context.Context, out string, machine aipimage.Machine, sources []aipimage.DiskSource, opts *aipimage.WriterOptions) (aipimage.PointInfo, error) {
+	existing, _ := filepath.Glob(filepath.Join(out, "*"+aipimage.FileExt))
+	if len(existing) == 0 {
+		opts.SetID = aipimage.NewID()
+		path := filepath.Join(out, aipimage.FileName(aipimage.PointInfo{SetID: opts.SetID, Machine: machine}))
+		return aipimage.WriteFull(ctx, path, machine, sources, opts)
+	}
+	set, err := aipimage.OpenDir(out, &aipimage.OpenOptions{Passphrase: opts.Passphrase})
+	if err != nil {
+		return aipimage.PointInfo{}, fmt.Errorf("%s holds image files that do not open as a set, so a full image would not join it: %w", out, err)
+	}
+	defer set.Close()
+	points := set.Points()
+	if len(points) == 0 {
+		return aipimage.PointInfo{}, fmt.Errorf("%s holds only files still arriving: write the new full image once they are complete", out)
+	}
+	newest := points[len(points)-1]
+	if machine.Hostname == "" {
+		machine.Hostname = newest.Machine.Hostname
+	}
+	if machine.Hostname != newest.Machine.Hostname {
+		return aipimage.PointInfo{}, fmt.Errorf("%s holds the image set of host %q, not %q: write another machine's images to another folder", out, newest.Machine.Hostname, machine.Hostname)
+	}
+	if machine.OSHint == "" {
+		machine.OSHint = newest.Machine.OSHint
+	}
+	if machine.Firmware == "" {
+		machine.Firmware = newest.Machine.Firmware
+	}
+	return aipimage.WriteFullAfter(ctx, set, out, machine, sources, opts)
 }
 
 // createIncremental writes the point after parentFile, comparing the new
@@ -173,14 +214,15 @@ func info(args []string, stdout io.Writer) error {
 	}
 	defer set.Close()
 	points := set.Points()
-	first := points[0]
-	fmt.Fprintf(stdout, "set %s: host %q, os %q, firmware %s, block size %s%s\n", first.SetID, first.Machine.Hostname,
-		first.Machine.OSHint, orDash(string(first.Machine.Firmware)), human(int64(first.BlockSize)), map[bool]string{true: ", encrypted"}[first.Encryption != nil])
-	for d, disk := range first.Disks {
+	newest := points[len(points)-1]
+	fmt.Fprintf(stdout, "set %s: host %q, os %q, firmware %s, block size %s%s, %d chain(s)\n", newest.SetID, newest.Machine.Hostname,
+		newest.Machine.OSHint, orDash(string(newest.Machine.Firmware)), human(int64(newest.BlockSize)), map[bool]string{true: ", encrypted"}[newest.Encryption != nil],
+		len(set.Chains()))
+	for d, disk := range newest.Disks {
 		fmt.Fprintf(stdout, "disk %d: %s (%d bytes), %d-byte sectors %s\n", d, human(disk.Size), disk.Size, disk.SectorSize, disk.Label)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tTIME\tCHANGED\tFILE SIZE\tFILE")
+	fmt.Fprintln(tw, "SEQ\tTIME\tCHANGED\tFILE SIZE\tFILE\tNOTE")
 	for k, p := range points {
 		pt, err := set.Point(k)
 		if err != nil {
@@ -197,12 +239,24 @@ func info(args []string, stdout io.Writer) error {
 			}
 		}
 		st, _ := os.Stat(p.File)
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", p.Sequence, p.Time.Local().Format("2006-01-02 15:04:05"), human(changed), human(st.Size()), filepath.Base(p.File))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", p.Sequence, p.Time.Local().Format("2006-01-02 15:04:05"), human(changed), human(st.Size()), filepath.Base(p.File), pointNote(k, p))
 	}
 	for _, p := range set.Pending() {
 		fmt.Fprintf(tw, "-\tpending\t\t\t%s (%v)\n", filepath.Base(p.File), p.Reason)
 	}
 	return tw.Flush()
+}
+
+// pointNote marks the points where a chain starts or a disk was resized.
+func pointNote(k int, p aipimage.PointInfo) string {
+	var notes []string
+	if p.Full() && k > 0 {
+		notes = append(notes, "new full image: a new chain starts")
+	}
+	for _, r := range p.Resized {
+		notes = append(notes, fmt.Sprintf("disk %d resized from %s to %s", r.Disk, human(r.From), human(p.Disks[r.Disk].Size)))
+	}
+	return strings.Join(notes, "; ")
 }
 
 func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -45,6 +45,12 @@ type taskConfig struct {
 	// PassphraseEnv names the environment variable holding the set's
 	// passphrase (never the passphrase itself).
 	PassphraseEnv string `json:"passphraseEnv"`
+	// VerifyWrites reads each new boot point's written ranges back from
+	// the host (default true; false turns it off).
+	VerifyWrites *bool `json:"verifyWrites"`
+	// FullVerify is how often the newest boot point is compared byte for
+	// byte with its point: never (default), daily, weekly or a duration.
+	FullVerify string `json:"fullVerify"`
 }
 
 func loadConfig(path string) (*config, error) {
@@ -72,6 +78,9 @@ func loadConfig(path string) (*config, error) {
 		}
 		seen[t.Name] = true
 		if _, err := bootpoint.ParseTrigger(t.Trigger); err != nil {
+			return nil, fmt.Errorf("%s: task %q: %w", path, t.Name, err)
+		}
+		if _, err := parseFullVerify(t.FullVerify); err != nil {
 			return nil, fmt.Errorf("%s: task %q: %w", path, t.Name, err)
 		}
 		if !filepath.IsAbs(t.Images) {

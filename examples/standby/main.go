@@ -12,6 +12,8 @@
 //	standby failover --config FILE [--point N] [--network NET] TASK
 //	standby testboot --config FILE [--point N] [--network NET] TASK
 //	standby delete   --config FILE [--with-vm] TASK
+//	standby verify   --config FILE [--point N] [--full] TASK
+//	standby reseed   --config FILE TASK
 //
 // The target is the ESXi host (or vCenter) named by govc's variables:
 // GOVC_URL, GOVC_USERNAME, GOVC_PASSWORD, GOVC_INSECURE,
@@ -50,6 +52,8 @@ const usage = `usage:
   standby demo [--dir DIR] [--keep] [--incrementals N]
   standby run --images DIR [--vm NAME] [--datastore-dir DIR]
   standby status|sync|pause|resume|run-now|failover|testboot|discard|keep|delete --config FILE [options] [TASK]
+  standby verify --config FILE [--point N] [--full] TASK
+  standby reseed --config FILE TASK     (a task whose disks were resized)
 run "standby COMMAND -h" for a command's options`
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -82,6 +86,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return errors.New("run: --images is required")
 		}
 		return runOnce(ctx, out, o)
+	case "verify", "reseed":
+		return dataCommand(ctx, cmd, args, out)
 	case "status", "sync", "pause", "resume", "run-now", "failover", "testboot", "delete", "discard", "keep":
 		var o opsOptions
 		fs.StringVar(&o.config, "config", "standby.json", "task configuration file")

@@ -105,20 +105,7 @@ func ops(ctx context.Context, out io.Writer, o opsOptions) error {
 		defer tgt.close(context.WithoutCancel(ctx))
 	}
 	for _, tc := range cfg.Tasks {
-		trig, _ := bootpoint.ParseTrigger(tc.Trigger) // checked by loadConfig
-		t := &bootpoint.Task{Name: tc.Name, Images: tc.Images, Host: tc.Host, Trigger: trig,
-			Standby: &bootpoint.Standby{VM: tc.vmSpec(), MaxBootPoints: tc.MaxBootPoints, Library: "standbykit", Logger: logger,
-				Inspector: p2v.Inspector{Controller: p2v.Controller(tc.VM.Controller)}}}
-		if tc.PassphraseEnv != "" {
-			t.Passphrase = []byte(os.Getenv(tc.PassphraseEnv))
-		}
-		if tgt != nil {
-			t.Standby.Hypervisor = tgt.host
-			if t.Host == "" {
-				t.Host = tgt.name
-			}
-		}
-		m.Tasks = append(m.Tasks, t)
+		m.Tasks = append(m.Tasks, taskFromConfig(tc, tgt, logger))
 	}
 	switch o.cmd {
 	case "status":
@@ -225,11 +212,10 @@ func printResults(out io.Writer, rs []bootpoint.TaskResult) {
 		case !r.Ran:
 			fmt.Fprintf(out, "%s: not due\n", r.Task)
 		default:
-			var n int64
-			for _, x := range r.Results {
-				n += x.Bytes
-			}
-			fmt.Fprintf(out, "%s: %d boot point(s) made, %s written\n", r.Task, len(r.Results), mib(n))
+			fmt.Fprintf(out, "%s: %d boot point(s) made, %s\n", r.Task, len(r.Results), writtenSummary(r.Results))
+		}
+		if v := r.Verify; v != nil && r.Err == nil {
+			fmt.Fprintf(out, "%s: scheduled full verification of boot point %d: %s read back in %s, identical\n", r.Task, v.BootPoint.Meta.Sequence, mib(v.Bytes), v.Duration.Round(time.Millisecond))
 		}
 	}
 }

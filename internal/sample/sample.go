@@ -152,25 +152,7 @@ func mutate(r *rand.Rand, disk []byte) []aipimage.Extent {
 // Extend appends n incrementals to the sample set in dir, as new backups
 // arriving later would, and returns the new points.
 func Extend(ctx context.Context, dir string, n int, seed uint64, passphrase []byte) ([]aipimage.PointInfo, error) {
-	set, err := aipimage.OpenDir(dir, &aipimage.OpenOptions{Passphrase: passphrase})
-	if err != nil {
-		return nil, err
-	}
-	points := set.Points()
-	info := points[len(points)-1]
-	p, err := set.Point(len(points) - 1)
-	if err != nil {
-		set.Close()
-		return nil, err
-	}
-	src, err := p.Disk(0)
-	if err != nil {
-		set.Close()
-		return nil, err
-	}
-	disk := make([]byte, src.Size())
-	_, err = src.ReadAt(disk, 0)
-	set.Close()
+	info, disk, err := newest(dir, passphrase)
 	if err != nil {
 		return nil, err
 	}
@@ -189,4 +171,74 @@ func Extend(ctx context.Context, dir string, n int, seed uint64, passphrase []by
 		out = append(out, info)
 	}
 	return out, nil
+}
+
+// newest reads the newest point of the set in dir and its disk 0.
+func newest(dir string, passphrase []byte) (aipimage.PointInfo, []byte, error) {
+	set, err := aipimage.OpenDir(dir, &aipimage.OpenOptions{Passphrase: passphrase})
+	if err != nil {
+		return aipimage.PointInfo{}, nil, err
+	}
+	defer set.Close()
+	points := set.Points()
+	p, err := set.Point(len(points) - 1)
+	if err != nil {
+		return aipimage.PointInfo{}, nil, err
+	}
+	src, err := p.Disk(0)
+	if err != nil {
+		return aipimage.PointInfo{}, nil, err
+	}
+	disk := make([]byte, src.Size())
+	if _, err := src.ReadAt(disk, 0); err != nil {
+		return aipimage.PointInfo{}, nil, err
+	}
+	return points[len(points)-1], disk, nil
+}
+
+// ExtendFull writes a new full image after the newest point of the sample
+// set in dir, as a backup schedule's weekly "active full" would: the
+// newest content with a day's changes, starting a new chain.
+func ExtendFull(ctx context.Context, dir string, seed uint64, passphrase []byte) (aipimage.PointInfo, error) {
+	info, disk, err := newest(dir, passphrase)
+	if err != nil {
+		return aipimage.PointInfo{}, err
+	}
+	mutate(rand.New(rand.NewPCG(seed, uint64(info.Sequence))), disk)
+	set, err := aipimage.OpenDir(dir, &aipimage.OpenOptions{Passphrase: passphrase})
+	if err != nil {
+		return aipimage.PointInfo{}, err
+	}
+	defer set.Close()
+	return aipimage.WriteFullAfter(ctx, set, dir, info.Machine, []aipimage.DiskSource{{
+		Info:    aipimage.DiskInfo{Size: int64(len(disk)), SectorSize: 512, Label: "sample disk"},
+		Content: bytes.NewReader(disk),
+	}}, &aipimage.WriterOptions{Passphrase: passphrase, ScryptN: 1 << 12, Time: info.Time.Add(24 * time.Hour)})
+}
+
+// ExtendResized writes an incremental after the newest point of the sample
+// set in dir whose disk was resized to size bytes (a multiple of 1 MiB):
+// grown with data in the new part, or shrunk.
+func ExtendResized(ctx context.Context, dir string, size int64, seed uint64, passphrase []byte) (aipimage.PointInfo, error) {
+	if size%(1<<20) != 0 || size < 2<<20 {
+		return aipimage.PointInfo{}, fmt.Errorf("sample: disk size %d is not a multiple of 1 MiB of at least 2 MiB", size)
+	}
+	info, disk, err := newest(dir, passphrase)
+	if err != nil {
+		return aipimage.PointInfo{}, err
+	}
+	r := rand.New(rand.NewPCG(seed, uint64(info.Sequence)))
+	old := int64(len(disk))
+	if size > old {
+		disk = append(disk, make([]byte, size-old)...)
+		fill(r, disk[old:old+(size-old)/2])
+	} else {
+		disk = disk[:size]
+	}
+	writeMBR(disk) // the partition table follows the disk, as a resize tool would make it
+	next := info
+	next.Sequence++
+	return aipimage.WriteIncremental(ctx, filepath.Join(dir, aipimage.FileName(next)), info,
+		[]aipimage.DiskSource{{Content: bytes.NewReader(disk), Changed: []aipimage.Extent{{Off: 0, Len: 512}}}},
+		&aipimage.WriterOptions{Passphrase: passphrase, Resized: true, Time: info.Time.Add(24 * time.Hour)})
 }
