@@ -32,6 +32,11 @@ type Task struct {
 	// point byte for byte with its point once that long has passed since
 	// the last such comparison (see Manager.Verify).
 	FullVerifyEvery time.Duration
+	// BootCheck says when its boot points are boot-checked:
+	// BootCheckOff (""), BootCheckEvery or BootCheckDaily; with
+	// BootCheckOptions (Judge nil: the Manager's).
+	BootCheck        string
+	BootCheckOptions BootCheckOptions
 }
 
 // ManagedSet is an image set as the Manager uses it during one pass of a
@@ -88,10 +93,13 @@ type Manager struct {
 	// still choose per task (by t.Images, which it may read as a name of
 	// its own) when a product keeps several formats.
 	Open func(ctx context.Context, t *Task) (ManagedSet, error)
+	// BootChecks configures the automatic boot checks.
+	BootChecks BootChecks
 
-	mu    sync.Mutex
-	state *State
-	hosts map[string]*semaphore.Weighted
+	mu        sync.Mutex
+	state     *State
+	hosts     map[string]*semaphore.Weighted
+	checkSems map[string]*semaphore.Weighted
 }
 
 func (m *Manager) now() time.Time {
@@ -177,6 +185,8 @@ type TaskResult struct {
 	Err     error
 	// Verify is the scheduled full verification the pass made, if any.
 	Verify *VerifyResult
+	// BootChecks are the boot checks the pass made.
+	BootChecks []BootCheck
 }
 
 // Tick runs one scheduling pass. It returns one result per task; a task's
@@ -237,6 +247,7 @@ func (m *Manager) tick(ctx context.Context, force string) ([]TaskResult, error) 
 		g.Go(func() error {
 			results[i] = m.runTask(ctx, t, force == t.Name)
 			m.verifyIfDue(ctx, t, &results[i])
+			m.checkBootIfDue(ctx, t, &results[i])
 			return nil
 		})
 	}

@@ -45,6 +45,9 @@ type TaskState struct {
 	// did.
 	LastFullVerify  time.Time `json:"lastFullVerify,omitzero"`
 	LastVerifyError string    `json:"lastVerifyError,omitempty"`
+	// BootChecks are the evidence of the task's boot checks, oldest
+	// first (the newest 64).
+	BootChecks []BootCheck `json:"bootChecks,omitempty"`
 }
 
 // State is the manager's state file.
