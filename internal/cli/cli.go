@@ -246,10 +246,8 @@ func Message(program string, err error) string {
 	}
 	msg := strings.TrimPrefix(err.Error(), program+": ")
 	var ue *UsageError
-	if errors.As(err, &ue) && ue.Command != "" {
-		if ue.Command != program {
-			msg = strings.TrimPrefix(ue.Command, program+" ") + ": " + msg
-		}
+	if errors.As(err, &ue) && ue.Command != "" && ue.Command != program {
+		msg = strings.TrimPrefix(ue.Command, program+" ") + ": " + msg
 		msg += fmt.Sprintf("\nrun %q for its usage", ue.Command+" -h")
 	}
 	return program + ": " + msg

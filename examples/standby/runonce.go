@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/standbykit/standbykit/aipimage"
+	"github.com/standbykit/standbykit/bootpoint"
+	"github.com/standbykit/standbykit/p2v"
+)
+
+type runOptions struct {
+	images, vm, simDir, passphraseEnv string
+}
+
+// runOnce keeps one standby VM from one image set: the boot points the
+// set's complete points call for, each verified.
+func runOnce(ctx context.Context, out io.Writer, o runOptions) error {
+	start := time.Now()
+	set, err := aipimage.OpenDir(o.images, &aipimage.OpenOptions{Passphrase: passphrase(o.passphraseEnv)})
+	if err != nil {
+		return err
+	}
+	defer set.Close()
+	points := set.Points()
+	if len(points) == 0 {
+		return fmt.Errorf("%s: no complete image yet", o.images)
+	}
+	if o.vm == "" {
+		o.vm = points[0].Machine.Hostname + "-standby"
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	tgt, err := connect(ctx, o.simDir, logger, out)
+	if err != nil {
+		return err
+	}
+	defer tgt.close(context.WithoutCancel(ctx))
+	sb := &bootpoint.Standby{Hypervisor: tgt.host, Inspector: p2v.Inspector{}, VM: bootpoint.VMSpec{Name: o.vm},
+		Library: "standbykit", Logger: logger, Progress: progressPrinter(out)}
+	results, err := sb.Sync(ctx, set)
+	if err != nil {
+		return err
+	}
+	for _, r := range results {
+		if err := sb.Verify(ctx, set, r.BootPoint); err != nil {
+			return err
+		}
+	}
+	_, bps, err := sb.BootPoints(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s: %d boot points (%d new, verified) in %s\n", o.vm, len(bps), len(results), time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// passphrase reads a set's passphrase from the environment variable env;
+// nil when it is unset or empty.
+func passphrase(env string) []byte {
+	if p := os.Getenv(env); p != "" {
+		return []byte(p)
+	}
+	return nil
+}
