@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/vmware/govmomi/property"
 	"github.com/vmware/govmomi/view"
 	"github.com/vmware/govmomi/vim25/mo"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/standbykit/standbykit/bootpoint"
 	"github.com/standbykit/standbykit/esx"
 	"github.com/standbykit/standbykit/esx/esxsim"
+	"github.com/standbykit/standbykit/internal/cli/clitest"
 	"github.com/standbykit/standbykit/internal/sample"
 	"github.com/standbykit/standbykit/p2v"
 )
@@ -32,107 +34,67 @@ import (
 // These tests run the standby program as an operator does: built with go
 // build, as a separate process, against a simulator that outlives it.
 
-var binary struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binary.dir != "" {
-		os.RemoveAll(binary.dir)
-	}
+	clitest.Cleanup()
 	os.Exit(code)
 }
 
-// standbyBinary builds the program once per test run.
-func standbyBinary(t *testing.T) string {
-	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("the go command is not on the PATH: cannot build the program")
-	}
-	binary.once.Do(func() {
-		if binary.dir, binary.err = os.MkdirTemp("", "standby-bin-"); binary.err != nil {
-			return
-		}
-		binary.path = filepath.Join(binary.dir, "standby")
-		out, err := exec.Command(goTool, "build", "-o", binary.path, ".").CombinedOutput()
-		if err != nil {
-			binary.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	require.NoError(t, binary.err)
-	return binary.path
-}
+func standbyBinary(t *testing.T) string { return clitest.Build(t, ".") }
 
-type result struct {
-	stdout, stderr string
-	code           int
-}
+type result = clitest.Result
 
 // runStandby runs the program with env added to the test's environment.
 func runStandby(t *testing.T, env []string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(standbyBinary(t), args...)
-	cmd.Env = append(os.Environ(), env...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		t.Fatalf("standby %v: %v", args, err)
-	}
-	return result{out.String(), errOut.String(), cmd.ProcessState.ExitCode()}
+	return clitest.Run(t, standbyBinary(t), env, args...)
 }
 
 func TestBinaryHelpAndUsage(t *testing.T) {
 	for _, args := range [][]string{{"-h"}, {"--help"}, {"help"}} {
 		r := runStandby(t, nil, args...)
-		require.Equal(t, 0, r.code, "%v: %s", args, r.stderr)
-		require.Contains(t, r.stdout, "usage: standby COMMAND")
-		require.Contains(t, r.stdout, "run-now TASK")
-		require.Empty(t, r.stderr)
+		require.Equal(t, 0, r.Code, "%v: %s", args, r.Stderr)
+		require.Contains(t, r.Stdout, "usage: standby COMMAND")
+		require.Contains(t, r.Stdout, "run-now TASK")
+		require.Empty(t, r.Stderr)
 	}
 	for _, args := range [][]string{{"status", "-h"}, {"help", "status"}, {"status", "--help"}} {
 		r := runStandby(t, nil, args...)
-		require.Equal(t, 0, r.code, "%v", args)
-		require.Contains(t, r.stdout, "usage: standby status [flags]")
-		require.Contains(t, r.stdout, "--json")
-		require.Contains(t, r.stdout, "--config")
+		require.Equal(t, 0, r.Code, "%v", args)
+		require.Contains(t, r.Stdout, "usage: standby status [flags]")
+		require.Contains(t, r.Stdout, "--json")
+		require.Contains(t, r.Stdout, "--config")
 		for _, other := range []string{"--watch", "--with-vm", "--point", "--network", "--datastore-dir"} {
-			require.NotContains(t, r.stdout, other, "status -h lists only its own flags")
+			require.NotContains(t, r.Stdout, other, "status -h lists only its own flags")
 		}
 	}
 	r := runStandby(t, nil, "failover", "web01", "--help")
-	require.Equal(t, 0, r.code)
-	require.Contains(t, r.stdout, "usage: standby failover [flags] TASK")
-	require.Contains(t, r.stdout, "--point")
-	require.NotContains(t, r.stdout, "--json")
+	require.Equal(t, 0, r.Code)
+	require.Contains(t, r.Stdout, "usage: standby failover [flags] TASK")
+	require.Contains(t, r.Stdout, "--point")
+	require.NotContains(t, r.Stdout, "--json")
 
 	r = runStandby(t, nil, "bogus")
-	require.Equal(t, 2, r.code)
-	require.Equal(t, "standby: unknown command \"bogus\" (run \"standby help\" for the list)\n", r.stderr)
+	require.Equal(t, 2, r.Code)
+	require.Equal(t, "standby: unknown command \"bogus\" (run \"standby help\" for the list)\n", r.Stderr)
 	r = runStandby(t, nil)
-	require.Equal(t, 2, r.code)
+	require.Equal(t, 2, r.Code)
 	r = runStandby(t, nil, "status", "--bogus")
-	require.Equal(t, 2, r.code)
-	require.Contains(t, r.stderr, "standby: status: flag provided but not defined: -bogus\nrun \"standby status -h\" for its usage")
+	require.Equal(t, 2, r.Code)
+	require.Contains(t, r.Stderr, "standby: status: flag provided but not defined: -bogus\nrun \"standby status -h\" for its usage")
 	r = runStandby(t, nil, "pause", "--config", "x.json")
-	require.Equal(t, 2, r.code)
+	require.Equal(t, 2, r.Code)
 
 	missing := filepath.Join(t.TempDir(), "standby.json")
 	r = runStandby(t, nil, "status", "--config", missing)
-	require.Equal(t, 1, r.code)
-	require.Equal(t, "standby: configuration: open "+missing+": no such file or directory\n", r.stderr)
+	require.Equal(t, 1, r.Code)
+	require.Equal(t, "standby: configuration: open "+missing+": no such file or directory\n", r.Stderr)
 
 	config := filepath.Join(t.TempDir(), "standby.json")
 	require.NoError(t, os.WriteFile(config, []byte("{\"tasks\": [{\"name\": \"a\", \"images\": \"a\",\n \"vm\": {\"memoryMB\": 4096}}]}"), 0o644))
 	r = runStandby(t, nil, "status", "--config", config)
-	require.Equal(t, 1, r.code)
-	require.Equal(t, "standby: "+config+":2: unknown field \"memoryMB\" in tasks[0].vm (did you mean \"memoryMiB\"?)\n", r.stderr)
+	require.Equal(t, 1, r.Code)
+	require.Equal(t, "standby: "+config+":2: unknown field \"memoryMB\" in tasks[0].vm (did you mean \"memoryMiB\"?)\n", r.Stderr)
 }
 
 // simEnv starts a simulator for the program to reach through GOVC_URL.
@@ -154,12 +116,12 @@ func statusJSON(t *testing.T, env []string, config string) (map[string]statusRow
 	t.Helper()
 	r := runStandby(t, env, "status", "--config", config, "--json")
 	var rows []statusRow
-	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rows), r.stdout+r.stderr)
+	require.NoError(t, json.Unmarshal([]byte(r.Stdout), &rows), r.Stdout+r.Stderr)
 	m := map[string]statusRow{}
 	for _, row := range rows {
 		m[row.Task] = row
 	}
-	return m, r.code
+	return m, r.Code
 }
 
 // A daily task whose run fails is FAILING (status exits 3, sync 1), and
@@ -182,9 +144,9 @@ func TestBinaryRetriesRunNowAndNextRun(t *testing.T) {
 	// run-now runs db01 only, and prints it only.
 	writeConfig(t, config, fmt.Sprintf(doc, "No Such Network"))
 	r := runStandby(t, env, "run-now", "db01", "--config", config)
-	require.Equal(t, 0, r.code, r.stderr)
-	require.Contains(t, r.stdout, "db01: 1 boot point(s) made")
-	require.NotContains(t, r.stdout, "web01")
+	require.Equal(t, 0, r.Code, r.Stderr)
+	require.Contains(t, r.Stdout, "db01: 1 boot point(s) made")
+	require.NotContains(t, r.Stdout, "web01")
 	st, code := statusJSON(t, env, config)
 	require.Equal(t, 0, code)
 	require.Equal(t, "new", st["web01"].State, "run-now db01 did not run web01")
@@ -192,11 +154,11 @@ func TestBinaryRetriesRunNowAndNextRun(t *testing.T) {
 
 	// web01 fails: its network does not exist.
 	r = runStandby(t, env, "sync", "--config", config)
-	require.Equal(t, 1, r.code, r.stdout+r.stderr)
-	require.Contains(t, r.stdout, "web01: FAILED: ")
-	require.Contains(t, r.stdout, "No Such Network")
-	require.Contains(t, r.stdout, "; next try at ")
-	require.Contains(t, r.stderr, "standby: 1 of 2 tasks failing")
+	require.Equal(t, 1, r.Code, r.Stdout+r.Stderr)
+	require.Contains(t, r.Stdout, "web01: FAILED: ")
+	require.Contains(t, r.Stdout, "No Such Network")
+	require.Contains(t, r.Stdout, "; next try at ")
+	require.Contains(t, r.Stderr, "standby: 1 of 2 tasks failing")
 	st, code = statusJSON(t, env, config)
 	require.Equal(t, 3, code, "status exits 3 when a task is failing")
 	w := st["web01"]
@@ -209,19 +171,19 @@ func TestBinaryRetriesRunNowAndNextRun(t *testing.T) {
 	require.Equal(t, w.LastFailure.Add(2*time.Second), w.NextRetry)
 	require.Equal(t, w.NextRetry, w.NextRun)
 	r = runStandby(t, env, "status", "--config", config)
-	require.Equal(t, 3, r.code)
-	require.Regexp(t, `web01 +web01-standby +FAILING .* retry `, r.stdout)
+	require.Equal(t, 3, r.Code)
+	require.Regexp(t, `web01 +web01-standby +FAILING .* retry `, r.Stdout)
 
 	// Fixed, and tried again at the next pass once the delay is over,
 	// although the day's slot is long past.
 	writeConfig(t, config, fmt.Sprintf(doc, "VM Network"))
 	r = runStandby(t, env, "sync", "--config", config)
-	require.Equal(t, 1, r.code, "still waiting for its retry: %s", r.stdout)
-	require.Contains(t, r.stdout, "web01: failing (")
+	require.Equal(t, 1, r.Code, "still waiting for its retry: %s", r.Stdout)
+	require.Contains(t, r.Stdout, "web01: failing (")
 	time.Sleep(time.Until(w.NextRetry))
 	r = runStandby(t, env, "sync", "--config", config)
-	require.Equal(t, 0, r.code, r.stdout+r.stderr)
-	require.Contains(t, r.stdout, "web01: 1 boot point(s) made")
+	require.Equal(t, 0, r.Code, r.Stdout+r.Stderr)
+	require.Contains(t, r.Stdout, "web01: 1 boot point(s) made")
 	st, code = statusJSON(t, env, config)
 	require.Equal(t, 0, code)
 	w = st["web01"]
@@ -239,9 +201,9 @@ func TestBinaryRetriesRunNowAndNextRun(t *testing.T) {
 	require.True(t, w.NextRun.Before(now.Add(24*time.Hour)), "next run %v", w.NextRun)
 	require.Equal(t, slot, w.NextRun.Local().Format("15:04"))
 	r = runStandby(t, env, "status", "--config", config)
-	require.Equal(t, 0, r.code)
-	require.Contains(t, r.stdout, w.NextRun.Local().Format("01-02 15:04"))
-	require.Contains(t, r.stdout, "on a new point", "db01, immediately, is up to date")
+	require.Equal(t, 0, r.Code)
+	require.Contains(t, r.Stdout, w.NextRun.Local().Format("01-02 15:04"))
+	require.Contains(t, r.Stdout, "on a new point", "db01, immediately, is up to date")
 }
 
 // SIGTERM (what systemctl stop sends) during sync --watch: the boot point
@@ -258,7 +220,7 @@ func TestBinarySignals(t *testing.T) {
 	config := filepath.Join(dir, "standby.json")
 	writeConfig(t, config, `{"tasks": [{"name": "web01", "images": "web01", "trigger": "immediately", "vm": {"network": "VM Network"}}]}`)
 	r := runStandby(t, env, "sync", "--config", config)
-	require.Equal(t, 0, r.code, r.stdout+r.stderr)
+	require.Equal(t, 0, r.Code, r.Stdout+r.Stderr)
 
 	// The appliance writing the next boot point hangs: SIGTERM arrives
 	// while the boot point is being written.
@@ -285,8 +247,8 @@ func TestBinarySignals(t *testing.T) {
 	require.Empty(t, unused)
 
 	r = runStandby(t, env, "sync", "--config", config)
-	require.Equal(t, 0, r.code, r.stdout+r.stderr)
-	require.Contains(t, r.stdout, "web01: 1 boot point(s) made")
+	require.Equal(t, 0, r.Code, r.Stdout+r.Stderr)
+	require.Contains(t, r.Stdout, "web01: 1 boot point(s) made")
 	st, _ = statusJSON(t, env, config)
 	require.Equal(t, "ok", st["web01"].State)
 	verifyBootPoints(t, host, images, "web01-standby", 2)
@@ -328,7 +290,7 @@ func TestBinarySIGTERMDuringCreation(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, unused)
 	r := runStandby(t, env, "sync", "--config", config)
-	require.Equal(t, 0, r.code, r.stdout+r.stderr)
+	require.Equal(t, 0, r.Code, r.Stdout+r.Stderr)
 	verifyBootPoints(t, host, images, "web01-standby", 1)
 }
 
@@ -415,4 +377,45 @@ func verifyBootPoints(t *testing.T, host *esx.Host, images, vm string, want int)
 	for _, bp := range bps {
 		require.NoError(t, sb.Verify(ctx, set, bp), "boot point %d", bp.Meta.Sequence)
 	}
+}
+
+// An image recorded as EFI whose disk does not show its firmware (no
+// partition table) gets an EFI VM: the vocabulary is bios/efi in every
+// program, and an unknown value is refused.
+func TestBinaryFirmwareFromTheImageRecord(t *testing.T) {
+	aipimageBin := clitest.Build(t, "../aipimage")
+	p2vinspectBin := clitest.Build(t, "../p2vinspect")
+	sim, env := simEnv(t)
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "disk0.raw")
+	disk := make([]byte, 4<<20)
+	copy(disk[1<<20:], "no partition table here, just data")
+	require.NoError(t, os.WriteFile(raw, disk, 0o644))
+	set := filepath.Join(dir, "set")
+
+	r := clitest.Run(t, aipimageBin, nil, "create", "--out", set, "--host", "fw01", "--firmware", "uefi", raw)
+	require.Equal(t, 2, r.Code)
+	require.Contains(t, r.Stderr, `aipimage: create: --firmware "uefi": want bios or efi`)
+	r = clitest.Run(t, aipimageBin, nil, "create", raw, "--out", set, "--host", "fw01", "--firmware", "efi")
+	require.Equal(t, 0, r.Code, r.Stderr)
+	r = clitest.Run(t, aipimageBin, nil, "info", set)
+	require.Equal(t, 0, r.Code, r.Stderr)
+	require.Contains(t, r.Stdout, "firmware efi")
+
+	r = clitest.Run(t, p2vinspectBin, nil, "--images", set)
+	require.Equal(t, 0, r.Code, r.Stderr)
+	require.Contains(t, r.Stdout, "firmware:   efi")
+	require.Contains(t, r.Stdout, "as the image set records")
+
+	r = runStandby(t, env, "run", "--images", set, "--vm", "fw01-standby")
+	require.Equal(t, 0, r.Code, r.Stdout+r.Stderr)
+	host := connectSim(t, sim)
+	ctx := context.Background()
+	v, err := view.NewManager(host.Client).CreateContainerView(ctx, host.Client.ServiceContent.RootFolder, []string{"VirtualMachine"}, true)
+	require.NoError(t, err)
+	defer v.Destroy(ctx)
+	var vms []mo.VirtualMachine
+	require.NoError(t, v.RetrieveWithFilter(ctx, []string{"VirtualMachine"}, []string{"name", "config.firmware"}, &vms, property.Match{"name": "fw01-standby"}))
+	require.Len(t, vms, 1)
+	require.Equal(t, "efi", vms[0].Config.Firmware)
 }

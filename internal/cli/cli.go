@@ -55,7 +55,7 @@ type Program struct {
 // Run runs the command args[0] with the rest of args.
 func (p *Program) Run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return Usagef(p.Name, "no command given (run %q for the list)", p.Name+" help")
+		return Usagef("", "no command given (run %q for the list)", p.Name+" help")
 	}
 	name, rest := args[0], args[1:]
 	switch name {
@@ -101,7 +101,7 @@ func (p *Program) Run(ctx context.Context, args []string) error {
 func (p *Program) find(name string) (Command, error) {
 	i := slices.IndexFunc(p.Commands, func(c Command) bool { return c.Name == name })
 	if i < 0 {
-		return Command{}, Usagef(p.Name, "unknown command %q (run %q for the list)", name, p.Name+" help")
+		return Command{}, Usagef("", "unknown command %q (run %q for the list)", name, p.Name+" help")
 	}
 	return p.Commands[i], nil
 }
@@ -201,7 +201,9 @@ type UsageError struct {
 func (e *UsageError) Error() string { return e.Err.Error() }
 func (e *UsageError) Unwrap() error { return e.Err }
 
-// Usagef returns a *UsageError for command (empty: the one running).
+// Usagef returns a *UsageError for command: "prog" or "prog cmd", whose
+// help Main points to; empty in a command's Action means that command,
+// elsewhere no pointer to help.
 func Usagef(command, format string, args ...any) error {
 	return &UsageError{Command: command, Err: fmt.Errorf(format, args...)}
 }
@@ -246,8 +248,10 @@ func Message(program string, err error) string {
 	}
 	msg := strings.TrimPrefix(err.Error(), program+": ")
 	var ue *UsageError
-	if errors.As(err, &ue) && ue.Command != "" && ue.Command != program {
-		msg = strings.TrimPrefix(ue.Command, program+" ") + ": " + msg
+	if errors.As(err, &ue) && ue.Command != "" {
+		if ue.Command != program {
+			msg = strings.TrimPrefix(ue.Command, program+" ") + ": " + msg
+		}
 		msg += fmt.Sprintf("\nrun %q for its usage", ue.Command+" -h")
 	}
 	return program + ": " + msg
