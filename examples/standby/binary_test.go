@@ -7,9 +7,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -418,4 +424,38 @@ func TestBinaryFirmwareFromTheImageRecord(t *testing.T) {
 	require.NoError(t, v.RetrieveWithFilter(ctx, []string{"VirtualMachine"}, []string{"name", "config.firmware"}, &vms, property.Match{"name": "fw01-standby"}))
 	require.Len(t, vms, 1)
 	require.Equal(t, "efi", vms[0].Config.Firmware)
+}
+
+// A host whose certificate is not trusted: the error gives the
+// thumbprint and how to trust it, and doing what it says works.
+func TestBinaryUntrustedCertificate(t *testing.T) {
+	sim, _ := simEnv(t)
+	back, err := url.Parse(sim.URL())
+	require.NoError(t, err)
+	front := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(&url.URL{Scheme: back.Scheme, Host: back.Host}))
+	front.Config.ErrorLog = log.New(io.Discard, "", 0)
+	front.StartTLS()
+	defer front.Close()
+	u, err := url.Parse(front.URL + "/sdk")
+	require.NoError(t, err)
+	u.User = back.User
+
+	dir := t.TempDir()
+	config := filepath.Join(dir, "standby.json")
+	writeConfig(t, config, `{"tasks": []}`)
+	env := []string{"GOVC_URL=" + u.String(), "GOVC_INSECURE=", "GOVC_TLS_KNOWN_HOSTS=", "GOVC_DATASTORE=" + esxsim.Datastore,
+		"HOME=" + dir}
+	r := runStandby(t, env, "sync", "--config", config)
+	require.Equal(t, 1, r.Code)
+	require.Contains(t, r.Stderr, "standby: esx: the TLS certificate of "+u.Host+" is not trusted")
+	require.Contains(t, r.Stderr, "GOVC_INSECURE=1")
+	require.NotContains(t, r.Stderr, "standby: esx: connecting")
+	echo := regexp.MustCompile(`mkdir -p ~/.govmomi && echo '([^']+)' >> ~/.govmomi/known_hosts\n  export GOVC_TLS_KNOWN_HOSTS=~/.govmomi/known_hosts`).FindStringSubmatch(r.Stderr)
+	require.NotNil(t, echo, r.Stderr)
+
+	known := filepath.Join(dir, "known_hosts")
+	require.NoError(t, os.WriteFile(known, []byte(echo[1]+"\n"), 0o600))
+	env = append(env, "GOVC_TLS_KNOWN_HOSTS="+known)
+	r = runStandby(t, env, "sync", "--config", config)
+	require.Equal(t, 0, r.Code, r.Stderr)
 }
