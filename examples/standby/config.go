@@ -83,6 +83,9 @@ const (
 // fields, values out of range, and tasks or VMs named twice are refused
 // with the file, line and field.
 func loadConfig(path string) (*config, error) {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs // the paths it holds are relative to its folder
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)

@@ -90,7 +90,10 @@ func newOpsEnv(out io.Writer, configPath string) (*opsEnv, error) {
 	}
 	e := &opsEnv{out: out, configPath: configPath, cfg: cfg,
 		logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
-	e.m = &bootpoint.Manager{StatePath: cfg.State, PerHost: cfg.PerHost, Global: cfg.Global, Logger: e.logger,
+	// The manager's own warnings (a task failed) are what the commands
+	// print: only its errors are logged.
+	managerLog := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	e.m = &bootpoint.Manager{StatePath: cfg.State, PerHost: cfg.PerHost, Global: cfg.Global, Logger: managerLog,
 		RetryDelay: cfg.retry, MaxRetryDelay: cfg.maxRetry}
 	for _, tc := range cfg.Tasks {
 		trig, _ := bootpoint.ParseTrigger(tc.Trigger) // checked by loadConfig
@@ -131,6 +134,20 @@ func (e *opsEnv) printf(format string, args ...any) {
 	e.outMu.Lock()
 	defer e.outMu.Unlock()
 	fmt.Fprintf(e.out, format, args...)
+}
+
+// standbyVM is the task's VM, or an error saying plainly that it has none
+// yet.
+func (e *opsEnv) standbyVM(ctx context.Context, name string) (*bootpoint.Task, error) {
+	t, err := e.task(name)
+	if err != nil {
+		return nil, err
+	}
+	_, err = t.Standby.Hypervisor.FindVM(ctx, t.Standby.VM.Name)
+	if errors.Is(err, bootpoint.ErrNotFound) {
+		return nil, fmt.Errorf("task %s has no standby VM yet (no VM %s on %s): run `standby sync` first", name, t.Standby.VM.Name, e.tgt.name)
+	}
+	return t, err
 }
 
 func (e *opsEnv) task(name string) (*bootpoint.Task, error) {
@@ -235,7 +252,7 @@ func setPaused(paused bool) opsAction {
 }
 
 func failover(ctx context.Context, e *opsEnv, name string, point int, network string) error {
-	t, err := e.task(name)
+	t, err := e.standbyVM(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -248,7 +265,7 @@ func failover(ctx context.Context, e *opsEnv, name string, point int, network st
 }
 
 func testBoot(ctx context.Context, e *opsEnv, name string, point int, network string) error {
-	t, err := e.task(name)
+	t, err := e.standbyVM(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -260,6 +277,9 @@ func testBoot(ctx context.Context, e *opsEnv, name string, point int, network st
 }
 
 func discard(ctx context.Context, e *opsEnv, task string) error {
+	if _, err := e.standbyVM(ctx, task); err != nil {
+		return err
+	}
 	if err := e.m.Discard(ctx, task); err != nil {
 		return err
 	}
