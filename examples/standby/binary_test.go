@@ -27,6 +27,7 @@ import (
 	"github.com/vmware/govmomi/property"
 	"github.com/vmware/govmomi/view"
 	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/standbykit/standbykit/aipimage"
 	"github.com/standbykit/standbykit/bootpoint"
@@ -233,7 +234,9 @@ func TestBinarySignals(t *testing.T) {
 	_, err = sample.Extend(ctx, images, 1, 5, nil)
 	require.NoError(t, err)
 	sim.SetApplianceFault(esxsim.ApplianceHangs)
-	code, out, stderr := signalDuringWatch(t, env, config, "web01: point 2: making its boot point", syscall.SIGTERM)
+	host := connectSim(t, sim)
+	applianceRunning := func() bool { return powerState(t, host, "standbykit-writer") == types.VirtualMachinePowerStatePoweredOn }
+	code, out, stderr := signalDuringWatch(t, env, config, "web01: point 2: making its boot point", applianceRunning, syscall.SIGTERM)
 	require.Equal(t, 143, code, out+stderr)
 	require.Contains(t, out, "web01: interrupted")
 	require.Contains(t, stderr, "standby: stopped by SIGTERM")
@@ -246,7 +249,7 @@ func TestBinarySignals(t *testing.T) {
 	require.Equal(t, "interrupted", st["web01"].State)
 	require.Empty(t, st["web01"].LastError)
 	require.Equal(t, 1, st["web01"].BootPoints)
-	host := connectSim(t, sim)
+	require.Equal(t, types.VirtualMachinePowerStatePoweredOff, powerState(t, host, "standbykit-writer"))
 	require.Equal(t, []string{"standbykit-writer", "web01-standby"}, vmNames(t, host), "no payload VM left")
 	unused, err := sim.UnusedDiskFiles()
 	require.NoError(t, err)
@@ -260,7 +263,7 @@ func TestBinarySignals(t *testing.T) {
 	verifyBootPoints(t, host, images, "web01-standby", 2)
 
 	// SIGINT while sync --watch waits for its next pass.
-	code, out, stderr = signalDuringWatch(t, env, config, "web01: up to date", os.Interrupt)
+	code, out, stderr = signalDuringWatch(t, env, config, "web01: up to date", nil, os.Interrupt)
 	require.Equal(t, 130, code, out+stderr)
 	require.Contains(t, stderr, "standby: stopped by SIGINT")
 	st, _ = statusJSON(t, env, config)
@@ -279,7 +282,7 @@ func TestBinarySIGTERMDuringCreation(t *testing.T) {
 	require.NoError(t, err)
 	config := filepath.Join(dir, "standby.json")
 	writeConfig(t, config, `{"tasks": [{"name": "web01", "images": "web01"}]}`)
-	code, out, stderr := signalDuringWatch(t, env, config, "web01: point 1: making its boot point", syscall.SIGTERM)
+	code, out, stderr := signalDuringWatch(t, env, config, "web01: point 1: making its boot point", nil, syscall.SIGTERM)
 	require.Equal(t, 143, code, out+stderr)
 	host := connectSim(t, sim)
 	st, _ := statusJSON(t, env, config)
@@ -301,8 +304,9 @@ func TestBinarySIGTERMDuringCreation(t *testing.T) {
 }
 
 // signalDuringWatch starts sync --watch, sends sig once its output has a
-// line starting with after, and returns its exit status and output.
-func signalDuringWatch(t *testing.T, env []string, config, after string, sig os.Signal) (int, string, string) {
+// line starting with after and ready (if not nil) holds, and returns its
+// exit status and output.
+func signalDuringWatch(t *testing.T, env []string, config, after string, ready func() bool, sig os.Signal) (int, string, string) {
 	t.Helper()
 	cmd := exec.Command(standbyBinary(t), "sync", "--watch", "1h", "--config", config)
 	cmd.Env = append(os.Environ(), env...)
@@ -333,7 +337,15 @@ func signalDuringWatch(t *testing.T, env []string, config, after string, sig os.
 		cmd.Wait()
 		t.Fatalf("no %q in the output:\n%s\n%s", after, out.String(), errOut.String())
 	}
-	time.Sleep(200 * time.Millisecond) // into the step
+	for deadline := time.Now().Add(time.Minute); ready != nil && !ready(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("not ready a minute after %q", after)
+		}
+	}
+	if ready == nil {
+		time.Sleep(200 * time.Millisecond) // into the step
+	}
 	require.NoError(t, cmd.Process.Signal(sig))
 	<-done
 	err = cmd.Wait()
@@ -350,6 +362,22 @@ func connectSim(t *testing.T, sim *esxsim.Simulator) *esx.Host {
 	require.NoError(t, err)
 	t.Cleanup(func() { host.Close(context.Background()) })
 	return host
+}
+
+func powerState(t *testing.T, host *esx.Host, name string) types.VirtualMachinePowerState {
+	t.Helper()
+	ctx := context.Background()
+	v, err := view.NewManager(host.Client).CreateContainerView(ctx, host.Client.ServiceContent.RootFolder, []string{"VirtualMachine"}, true)
+	require.NoError(t, err)
+	defer v.Destroy(ctx)
+	var vms []mo.VirtualMachine
+	require.NoError(t, v.Retrieve(ctx, []string{"VirtualMachine"}, []string{"name", "runtime.powerState"}, &vms))
+	for _, vm := range vms {
+		if vm.Name == name {
+			return vm.Runtime.PowerState
+		}
+	}
+	return "" // no such VM (yet)
 }
 
 func vmNames(t *testing.T, host *esx.Host) []string {
