@@ -274,6 +274,9 @@ func TestBinarySignals(t *testing.T) {
 // leaves either no VM or a complete first boot point, whenever it lands;
 // the next sync finishes the job.
 func TestBinarySIGTERMDuringCreation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("imports a 64 MiB disk to have time to interrupt it")
+	}
 	sim, env := simEnv(t)
 	ctx := context.Background()
 	dir := t.TempDir()
