@@ -490,3 +490,28 @@ func TestBinaryUntrustedCertificate(t *testing.T) {
 	r = runStandby(t, env, "sync", "--config", config)
 	require.Equal(t, 0, r.Code, r.Stderr)
 }
+
+// The manager reads an encrypted set's passphrase from
+// STANDBYKIT_PASSPHRASE, as `standby run` does, unless a task names
+// another variable.
+func TestBinaryPassphraseFromTheEnvironment(t *testing.T) {
+	_, env := simEnv(t)
+	dir := t.TempDir()
+	for i, name := range []string{"web01", "db01"} {
+		_, err := sample.Write(context.Background(), filepath.Join(dir, name), sample.Options{DiskSize: 2 << 20, Incrementals: 1, Seed: uint64(i), Passphrase: []byte("pass " + name)})
+		require.NoError(t, err)
+	}
+	config := filepath.Join(dir, "standby.json")
+	writeConfig(t, config, `{"tasks": [{"name": "web01", "images": "web01"}, {"name": "db01", "images": "db01", "passphraseEnv": "DB01_PASS"}]}`)
+
+	r := runStandby(t, append(env, "STANDBYKIT_PASSPHRASE=", "DB01_PASS="), "sync", "--config", config)
+	require.Equal(t, 1, r.Code)
+	require.Contains(t, r.Stdout, "web01: FAILED: ")
+	require.Contains(t, r.Stdout, "passphrase required")
+
+	r = runStandby(t, append(env, "STANDBYKIT_PASSPHRASE=pass web01", "DB01_PASS=pass db01"), "run-now", "web01", "--config", config)
+	require.Equal(t, 0, r.Code, r.Stdout+r.Stderr)
+	r = runStandby(t, append(env, "STANDBYKIT_PASSPHRASE=pass web01", "DB01_PASS=pass db01"), "run-now", "db01", "--config", config)
+	require.Equal(t, 0, r.Code, r.Stdout+r.Stderr)
+	require.Contains(t, r.Stdout, "db01: 1 boot point(s) made")
+}
