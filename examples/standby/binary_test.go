@@ -235,7 +235,9 @@ func TestBinarySignals(t *testing.T) {
 	require.NoError(t, err)
 	sim.SetApplianceFault(esxsim.ApplianceHangs)
 	host := connectSim(t, sim)
-	applianceRunning := func() bool { return powerState(t, host, "standbykit-writer") == types.VirtualMachinePowerStatePoweredOn }
+	applianceRunning := func() bool {
+		return powerState(t, host, "standbykit-writer") == types.VirtualMachinePowerStatePoweredOn
+	}
 	code, out, stderr := signalDuringWatch(t, env, config, "web01: point 2: making its boot point", applianceRunning, syscall.SIGTERM)
 	require.Equal(t, 143, code, out+stderr)
 	require.Contains(t, out, "web01: interrupted")
