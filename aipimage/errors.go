@@ -67,6 +67,9 @@ type ChainError struct {
 }
 
 func (e *ChainError) Error() string {
+	if e.File == "" {
+		return fmt.Sprintf("%v: %s", e.Err, e.Detail)
+	}
 	return fmt.Sprintf("%v: %s: %s", e.Err, e.File, e.Detail)
 }
 func (e *ChainError) Unwrap() error { return e.Err }

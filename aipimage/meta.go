@@ -3,18 +3,45 @@ package aipimage
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"time"
 )
 
-// Firmware is the boot firmware of the imaged machine.
+// Firmware is the boot firmware of the imaged machine, in the words
+// p2v plans use: "bios" or "efi".
 type Firmware string
 
 const (
 	FirmwareUnknown Firmware = ""
 	FirmwareBIOS    Firmware = "bios"
-	FirmwareUEFI    Firmware = "uefi"
+	FirmwareEFI     Firmware = "efi"
+	// Deprecated: FirmwareUEFI is FirmwareEFI, the one word used for it.
+	FirmwareUEFI = FirmwareEFI
 )
+
+// ParseFirmware reads "bios" or "efi" (and "" as FirmwareUnknown).
+func ParseFirmware(s string) (Firmware, error) {
+	switch f := Firmware(s); f {
+	case FirmwareUnknown, FirmwareBIOS, FirmwareEFI:
+		return f, nil
+	}
+	return "", invalidf("firmware %q: want bios or efi", s)
+}
+
+// UnmarshalJSON reads files written before "efi" was the one word for
+// it, which say "uefi".
+func (f *Firmware) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	if s == "uefi" {
+		s = string(FirmwareEFI)
+	}
+	*f = Firmware(s)
+	return nil
+}
 
 // Machine describes the computer an image set was taken from.
 type Machine struct {

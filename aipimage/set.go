@@ -76,9 +76,23 @@ var (
 // OpenDir opens the image files (*.skimg) in dir as one set. See
 // OpenFiles.
 func OpenDir(dir string, opts *OpenOptions) (*ImageSet, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is named once, by the FileError
+		}
+		return nil, &FileError{File: dir, Err: fmt.Errorf("image set folder: %w", err)}
+	}
+	if !st.IsDir() {
+		return nil, &FileError{File: dir, Err: fmt.Errorf("%w: not a folder", ErrInvalidInput)}
+	}
 	names, err := filepath.Glob(filepath.Join(dir, "*"+FileExt))
 	if err != nil {
 		return nil, err
+	}
+	if len(names) == 0 {
+		return nil, &ChainError{ErrNoFullImage, dir, "no image files (*" + FileExt + ") in the folder"}
 	}
 	return OpenFiles(names, opts)
 }

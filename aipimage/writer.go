@@ -107,6 +107,9 @@ func NewFullWriter(path string, machine Machine, disks []DiskInfo, opts *WriterO
 	if opts == nil {
 		opts = &WriterOptions{}
 	}
+	if _, err := ParseFirmware(string(machine.Firmware)); err != nil {
+		return nil, err
+	}
 	info := PointInfo{
 		SetID: opts.SetID, PointID: NewID(), Sequence: opts.Sequence, Machine: machine,
 		Disks: append([]DiskInfo(nil), disks...), BlockSize: opts.BlockSize,

@@ -38,7 +38,11 @@
 // Manager runs many Tasks (an image set, a Standby and a Trigger:
 // immediately, daily at a time, or every N increments), concurrently within
 // a per-host and a global limit, and keeps a small state file (written
-// atomically) that it reconciles with the host on every pass. It opens
+// atomically) that it reconciles with the host on every pass. A failed
+// run is tried again at later passes, after a delay that doubles
+// (Manager.RetryDelay), not at the trigger's next slot; a run stopped by
+// a cancelled context undoes its step in flight and is recorded as
+// interrupted (ErrInterrupted), not as a failure. It opens
 // each task's set as an aipimage folder unless Manager.Open says
 // otherwise: a product with its own image format plugs into the manager
 // as it does into Standby, through aipimage.Set. Failover,

@@ -95,6 +95,11 @@ type Manager struct {
 	Open func(ctx context.Context, t *Task) (ManagedSet, error)
 	// BootChecks configures the automatic boot checks.
 	BootChecks BootChecks
+	// RetryDelay is how long a task waits after a failed run before it is
+	// tried again; it doubles with each failure in a row, up to
+	// MaxRetryDelay. Zero values mean 1 minute and 1 hour. A run stopped
+	// by a shutdown is not a failure: the next pass resumes it.
+	RetryDelay, MaxRetryDelay time.Duration
 
 	mu        sync.Mutex
 	state     *State
@@ -140,6 +145,13 @@ func (m *Manager) load() error {
 	return nil
 }
 
+// get returns a copy of a task's state.
+func (m *Manager) get(name string) TaskState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return *m.state.task(name)
+}
+
 // update changes a task's state under the lock and saves the file.
 func (m *Manager) update(name string, f func(*TaskState)) error {
 	m.mu.Lock()
@@ -179,38 +191,60 @@ func (m *Manager) SetPaused(name string, paused bool) error {
 
 // TaskResult is what one task did in a Tick.
 type TaskResult struct {
-	Task    string
+	Task string
+	// Ran: the task tried to make a boot point.
 	Ran     bool
 	Results []Result
-	Err     error
+	// Err is why the task failed; it matches ErrInterrupted when the
+	// context was cancelled during the task's run.
+	Err error
 	// Verify is the scheduled full verification the pass made, if any.
 	Verify *VerifyResult
 	// BootChecks are the boot checks the pass made.
 	BootChecks []BootCheck
 }
 
+// ErrInterrupted reports a task run stopped because its context was
+// cancelled (a shutdown). The step in flight was undone; the next pass
+// resumes the task. The state records it as Interrupted, not as a failure.
+var ErrInterrupted = errors.New("bootpoint: interrupted")
+
 // Tick runs one scheduling pass. It returns one result per task; a task's
 // failure is in its result and never stops the others.
 func (m *Manager) Tick(ctx context.Context) ([]TaskResult, error) {
-	return m.tick(ctx, "")
+	return m.tick(ctx)
 }
 
-// RunNow makes a boot point for a task's newest point now, whatever its
-// trigger says (if it has points without a boot point).
+// RunNow makes a boot point for one task's newest point now, whatever
+// its trigger, pause or retry time say (if it has points without a boot
+// point). No other task runs.
 func (m *Manager) RunNow(ctx context.Context, name string) (TaskResult, error) {
-	if _, err := m.task(name); err != nil {
-		return TaskResult{}, err
-	}
-	res, err := m.tick(ctx, name)
+	t, err := m.task(name)
 	if err != nil {
 		return TaskResult{}, err
 	}
-	for _, r := range res {
-		if r.Task == name {
-			return r, r.Err
-		}
+	if err := m.load(); err != nil {
+		return TaskResult{}, err
 	}
-	return TaskResult{Task: name}, nil
+	r := m.runTask(ctx, t, true)
+	m.checkBootIfDue(ctx, t, &r)
+	return r, r.Err
+}
+
+// retryDelay is the wait before the next try after the given number of
+// failed runs in a row.
+func (m *Manager) retryDelay(failures int) time.Duration {
+	d, limit := m.RetryDelay, m.MaxRetryDelay
+	if d <= 0 {
+		d = time.Minute
+	}
+	if limit <= 0 {
+		limit = time.Hour
+	}
+	for i := 1; i < failures && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
 }
 
 func (m *Manager) sems(host string) (*semaphore.Weighted, *semaphore.Weighted) {
@@ -236,16 +270,15 @@ func (m *Manager) sems(host string) (*semaphore.Weighted, *semaphore.Weighted) {
 	return s, m.hosts["\x00global"]
 }
 
-func (m *Manager) tick(ctx context.Context, force string) ([]TaskResult, error) {
+func (m *Manager) tick(ctx context.Context) ([]TaskResult, error) {
 	if err := m.load(); err != nil {
 		return nil, err
 	}
 	results := make([]TaskResult, len(m.Tasks))
 	var g errgroup.Group
 	for i, t := range m.Tasks {
-		results[i].Task = t.Name
 		g.Go(func() error {
-			results[i] = m.runTask(ctx, t, force == t.Name)
+			results[i] = m.runTask(ctx, t, false)
 			m.verifyIfDue(ctx, t, &results[i])
 			m.checkBootIfDue(ctx, t, &results[i])
 			return nil
@@ -255,10 +288,46 @@ func (m *Manager) tick(ctx context.Context, force string) ([]TaskResult, error) 
 	return results, nil
 }
 
+// fail records why a run of task t that began at start did not succeed,
+// and returns the error for its result. A cancelled context is a
+// shutdown, recorded as Interrupted: its error (often a transport's,
+// naming internal URLs) goes to the log only.
+func (m *Manager) fail(ctx context.Context, t *Task, start time.Time, err error) error {
+	if ctx.Err() != nil {
+		m.logger().Info("task interrupted", "task", t.Name, "err", err)
+		m.update(t.Name, func(s *TaskState) { s.LastAttempt, s.Interrupted = start, true })
+		return fmt.Errorf("%w: %w", ErrInterrupted, context.Cause(ctx))
+	}
+	m.logger().Warn("task failed", "task", t.Name, "err", err)
+	now := m.now()
+	m.update(t.Name, func(s *TaskState) {
+		s.LastAttempt, s.LastError, s.LastFailure, s.Interrupted = start, err.Error(), now, false
+		if errors.Is(err, ErrDiverged) {
+			// Not retried: it waits for an operator's decision.
+			s.Diverged = true
+			return
+		}
+		if why := decisionNeeded(err); why != "" {
+			// Nor is a resized disk (Manager.Reseed).
+			s.NeedsDecision = why
+			return
+		}
+		s.Failures++
+		s.RetryAt = now.Add(m.retryDelay(s.Failures))
+	})
+	return err
+}
+
 // runTask reconciles one task and, if due, adds a boot point for its
-// newest complete point.
+// newest complete point. force runs it whatever its trigger, pause and
+// retry time say.
 func (m *Manager) runTask(ctx context.Context, t *Task, force bool) TaskResult {
 	res := TaskResult{Task: t.Name}
+	start := m.now()
+	st := m.get(t.Name)
+	if st.Failing() && start.Before(st.RetryAt) && !force {
+		return res
+	}
 	open := m.Open
 	if open == nil {
 		open = OpenImageDir
@@ -268,28 +337,28 @@ func (m *Manager) runTask(ctx context.Context, t *Task, force bool) TaskResult {
 		err = fmt.Errorf("bootpoint: task %s: Manager.Open returned no set and no error", t.Name)
 	}
 	if err != nil {
-		res.Err = err
-		m.update(t.Name, func(s *TaskState) { s.LastError = err.Error() })
+		res.Err = m.fail(ctx, t, start, err)
 		return res
 	}
 	defer set.Close()
 	waiting, last, count, err := reconcile(ctx, t.Standby, set)
 	if err != nil {
-		res.Err = err
-		m.update(t.Name, func(s *TaskState) { s.LastError = err.Error() })
+		res.Err = m.fail(ctx, t, start, err)
 		return res
 	}
 	pending := 0
 	if pl, ok := set.(PendingLister); ok {
 		pending = len(pl.Pending())
 	}
-	var st TaskState
 	m.update(t.Name, func(s *TaskState) {
 		s.Waiting, s.Pending, s.BootPoints = waiting, pending, count
 		if last != nil {
 			s.LastSequence, s.LastPointID = last.Sequence, last.PointID
 		} else {
 			s.LastSequence, s.LastPointID = -1, ""
+		}
+		if waiting == 0 {
+			s.LastIdle = start
 		}
 		st = *s
 	})
@@ -300,41 +369,47 @@ func (m *Manager) runTask(ctx context.Context, t *Task, force bool) TaskResult {
 		// A run that died between adding a boot point and consolidating
 		// the oldest left one too many.
 		if err := t.Standby.Prune(ctx); err != nil {
-			res.Err = err
-			m.update(t.Name, func(s *TaskState) { s.LastError = err.Error() })
+			res.Err = m.fail(ctx, t, start, err)
 			return res
 		}
 		m.update(t.Name, func(s *TaskState) { s.BootPoints = t.Standby.limit() })
 	}
-	if !force && !t.Trigger.Due(m.now(), st.LastRun, waiting) || waiting == 0 {
+	// A failed or interrupted run left the task as out of date as it was,
+	// so its trigger is still due: it is tried again at this pass (once
+	// its retry time has come), not at the next slot.
+	if !force && !t.Trigger.Due(start, st.UpToDate(), waiting) || waiting == 0 {
+		if !st.Diverged && (st.Failing() || st.Interrupted) {
+			// Nothing to do: what failed before is behind us.
+			m.update(t.Name, func(s *TaskState) { s.clearFailure() })
+		}
 		return res
 	}
 
 	hostSem, globalSem := m.sems(t.Host)
 	if err := hostSem.Acquire(ctx, 1); err != nil {
-		res.Err = err
+		res.Err = fmt.Errorf("%w: %w", ErrInterrupted, err)
 		return res
 	}
 	defer hostSem.Release(1)
 	if err := globalSem.Acquire(ctx, 1); err != nil {
-		res.Err = err
+		res.Err = fmt.Errorf("%w: %w", ErrInterrupted, err)
 		return res
 	}
 	defer globalSem.Release(1)
 
 	res.Ran = true
+	runStart := m.now()
+	m.update(t.Name, func(s *TaskState) { s.LastAttempt = runStart })
 	newest := len(set.Points()) - 1
 	r, err := t.Standby.Add(ctx, set, newest)
+	if err != nil {
+		res.Err = m.fail(ctx, t, runStart, err)
+		return res
+	}
 	now := m.now()
 	m.update(t.Name, func(s *TaskState) {
-		s.LastRun = now
-		if err != nil {
-			s.LastError = err.Error()
-			s.Diverged = errors.Is(err, ErrDiverged)
-			s.NeedsDecision = decisionNeeded(err)
-			return
-		}
-		s.LastError, s.Diverged, s.NeedsDecision = "", false, ""
+		s.clearFailure()
+		s.LastSuccess, s.Diverged, s.NeedsDecision = now, false, ""
 		s.LastSequence, s.LastPointID = r.BootPoint.Meta.Sequence, r.BootPoint.Meta.PointID
 		s.LastBytes, s.LastDuration = r.Bytes, r.Duration
 		s.Waiting = 0
@@ -342,11 +417,6 @@ func (m *Manager) runTask(ctx context.Context, t *Task, force bool) TaskResult {
 			s.BootPoints = len(bps)
 		}
 	})
-	if err != nil {
-		res.Err = err
-		m.logger().Warn("task failed", "task", t.Name, "err", err)
-		return res
-	}
 	res.Results = append(res.Results, r)
 	return res
 }

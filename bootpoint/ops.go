@@ -148,7 +148,10 @@ func (m *Manager) Discard(ctx context.Context, name string) error {
 		return err
 	}
 	m.logger().Warn("changes since the current boot point discarded", "task", name, "vm", vm.Name, "bootpoint", bp.Meta.Sequence)
-	return m.update(name, func(s *TaskState) { s.Diverged, s.FailedOver, s.LastError = false, false, "" })
+	return m.update(name, func(s *TaskState) {
+		s.Diverged, s.FailedOver = false, false
+		s.clearFailure()
+	})
 }
 
 // KeepFailedOver records that an operator keeps a task's VM as it runs

@@ -144,8 +144,9 @@ func (m *Manager) finishReseed(ctx context.Context, t *Task) error {
 	}
 	now := m.now()
 	return m.update(t.Name, func(s *TaskState) {
-		s.ReseedVM, s.NeedsDecision, s.LastError, s.Diverged = "", "", "", false
-		s.BootPoints, s.LastRun = len(bps), now
+		s.clearFailure()
+		s.ReseedVM, s.NeedsDecision, s.Diverged = "", "", false
+		s.BootPoints, s.LastSuccess = len(bps), now
 		if len(bps) > 0 {
 			last := bps[len(bps)-1].Meta
 			s.LastSequence, s.LastPointID = last.Sequence, last.PointID

@@ -12,14 +12,34 @@ import (
 
 // TaskState is what the manager remembers of a task between runs. The
 // hypervisor's snapshots remain the source of truth for boot points; the
-// state adds what they cannot say (last run, last error, pause).
+// state adds what they cannot say (runs, failures, pause).
 type TaskState struct {
-	Paused       bool          `json:"paused,omitempty"`
-	LastRun      time.Time     `json:"lastRun,omitzero"`
-	LastSequence int           `json:"lastSequence"` // -1: no boot point
-	LastPointID  string        `json:"lastPointId,omitempty"`
-	BootPoints   int           `json:"bootPoints"`
-	LastError    string        `json:"lastError,omitempty"`
+	Paused bool `json:"paused,omitempty"`
+	// LastAttempt is when the task last started a run that makes a boot
+	// point, or last failed before it could start one.
+	LastAttempt time.Time `json:"lastAttempt,omitzero"`
+	// LastSuccess is when the task last made a boot point.
+	LastSuccess time.Time `json:"lastSuccess,omitzero"`
+	// LastIdle is when a pass last found no point waiting. With
+	// LastSuccess it says when the task was last up to date, which a
+	// daily trigger needs (see Trigger.Due).
+	LastIdle     time.Time `json:"lastIdle,omitzero"`
+	LastSequence int       `json:"lastSequence"` // -1: no boot point
+	LastPointID  string    `json:"lastPointId,omitempty"`
+	BootPoints   int       `json:"bootPoints"`
+	// LastError is the message of the last failure, kept until a run
+	// succeeds; LastFailure is when it happened.
+	LastError   string    `json:"lastError,omitempty"`
+	LastFailure time.Time `json:"lastFailure,omitzero"`
+	// Failures counts the failed runs since the last success; the task is
+	// tried again at RetryAt (see Manager.RetryDelay), not at its next
+	// trigger slot.
+	Failures int       `json:"failures,omitempty"`
+	RetryAt  time.Time `json:"retryAt,omitzero"`
+	// Interrupted: the last run was stopped by a shutdown (its context
+	// was cancelled) and undid its step in flight; the next pass resumes
+	// the task. It is not a failure.
+	Interrupted  bool          `json:"interrupted,omitempty"`
 	LastBytes    int64         `json:"lastBytes,omitempty"`
 	LastDuration time.Duration `json:"lastDuration,omitempty"`
 	Waiting      int           `json:"waiting"` // complete points without a boot point
@@ -50,6 +70,24 @@ type TaskState struct {
 	BootChecks []BootCheck `json:"bootChecks,omitempty"`
 }
 
+// UpToDate is when the task was last up to date: its last boot point, or
+// the last pass that found nothing waiting, whichever is later.
+func (s TaskState) UpToDate() time.Time {
+	if s.LastIdle.After(s.LastSuccess) {
+		return s.LastIdle
+	}
+	return s.LastSuccess
+}
+
+// Failing reports whether the task's last run failed (and no run has
+// succeeded since).
+func (s TaskState) Failing() bool { return s.Failures > 0 }
+
+// clearFailure forgets the failures of earlier runs.
+func (s *TaskState) clearFailure() {
+	s.LastError, s.LastFailure, s.Failures, s.RetryAt, s.Interrupted = "", time.Time{}, 0, time.Time{}, false
+}
+
 // State is the manager's state file.
 type State struct {
 	Version int                   `json:"version"`
@@ -77,6 +115,7 @@ func LoadState(path string) (*State, error) {
 	if s.Tasks == nil {
 		s.Tasks = map[string]*TaskState{}
 	}
+	migrateLastRun(b, &s)
 	return &s, nil
 }
 
@@ -111,6 +150,32 @@ func (s *State) Save(path string) error {
 		d.Close()
 	}
 	return nil
+}
+
+// migrateLastRun reads the lastRun of files written before runs and
+// failures were told apart: it was set by every run, so it is a success
+// only where no error was recorded.
+func migrateLastRun(b []byte, s *State) {
+	var old struct {
+		Tasks map[string]struct {
+			LastRun time.Time `json:"lastRun"`
+		} `json:"tasks"`
+	}
+	if json.Unmarshal(b, &old) != nil {
+		return
+	}
+	for name, o := range old.Tasks {
+		t := s.Tasks[name]
+		if t == nil || o.LastRun.IsZero() || !t.LastAttempt.IsZero() {
+			continue
+		}
+		t.LastAttempt = o.LastRun
+		if t.LastError == "" {
+			t.LastSuccess = o.LastRun
+		} else {
+			t.LastFailure, t.Failures = o.LastRun, 1
+		}
+	}
 }
 
 func (s *State) task(name string) *TaskState {

@@ -71,42 +71,78 @@ func (t Trigger) loc() *time.Location {
 	return t.Location
 }
 
+// slot is the daily time on the day of t (in the trigger's location).
+// It is built from the wall clock, not as midnight plus an offset, so
+// that a day with a daylight-saving change keeps its time of day.
+func (t Trigger) slot(y int, m time.Month, d int) time.Time {
+	return time.Date(y, m, d, int(t.At/time.Hour), int(t.At%time.Hour/time.Minute), 0, 0, t.loc())
+}
+
 // lastSlot is the most recent daily time at or before now.
 func (t Trigger) lastSlot(now time.Time) time.Time {
-	now = now.In(t.loc())
-	y, m, d := now.Date()
-	slot := time.Date(y, m, d, 0, 0, 0, 0, t.loc()).Add(t.At)
-	if slot.After(now) {
-		slot = time.Date(y, m, d-1, 0, 0, 0, 0, t.loc()).Add(t.At)
+	y, m, d := now.In(t.loc()).Date()
+	if slot := t.slot(y, m, d); !slot.After(now) {
+		return slot
 	}
-	return slot
+	return t.slot(y, m, d-1)
 }
 
 // Due reports whether a boot point should be made now, given how many
-// complete points have no boot point yet and when the task last made one
-// (zero if never).
-func (t Trigger) Due(now, lastRun time.Time, waiting int) bool {
+// complete points have no boot point yet and when the task was last up to
+// date (zero if never): when it last made a boot point, or last found no
+// point waiting. A daily trigger fires once per slot: at the slot, or
+// later when the manager was not running then (or the run failed), but not
+// for a point that arrives after a slot the task was up to date at.
+func (t Trigger) Due(now, upToDate time.Time, waiting int) bool {
 	if waiting < 1 {
 		return false
 	}
 	switch t.Kind {
 	case Daily:
-		return lastRun.Before(t.lastSlot(now))
+		return upToDate.Before(t.lastSlot(now))
 	case EveryN:
 		return waiting >= t.N
 	}
 	return true
 }
 
-// Next returns when the trigger may fire next, for a status display: the
-// zero time means "when a new point arrives" (or when N have).
-func (t Trigger) Next(now, lastRun time.Time) time.Time {
+// Next returns the earliest time, at or after now, at which the trigger
+// may fire, given when the task was last up to date (as for Due): for a
+// daily trigger, now when a slot since then has not been served, else the
+// next slot. The zero time means "when a new point arrives" (or when N
+// have), for the other kinds.
+func (t Trigger) Next(now, upToDate time.Time) time.Time {
 	if t.Kind != Daily {
 		return time.Time{}
 	}
-	slot := t.lastSlot(now)
-	if lastRun.Before(slot) {
-		return slot
+	if upToDate.Before(t.lastSlot(now)) {
+		return now
 	}
-	return slot.AddDate(0, 0, 1)
+	return t.nextSlot(now)
+}
+
+// nextSlot is the first daily time after now.
+func (t Trigger) nextSlot(now time.Time) time.Time {
+	y, m, d := t.lastSlot(now).Date()
+	return t.slot(y, m, d+1)
+}
+
+// NextRun says when the task will next try to make a boot point, for a
+// status display, from its state st at now: its retry time when it is
+// failing, now when it is due (it runs at the next pass), else the next
+// slot of a daily trigger. The zero time means it waits for new points
+// (for an immediate or every:N trigger) or for an operator (paused,
+// diverged, failed over).
+func (t *Task) NextRun(now time.Time, st TaskState) time.Time {
+	switch {
+	case st.Paused || st.Diverged || st.FailedOver:
+		return time.Time{}
+	case st.Failing() && st.RetryAt.After(now):
+		return st.RetryAt
+	case t.Trigger.Due(now, st.UpToDate(), st.Waiting):
+		return now
+	case t.Trigger.Kind == Daily:
+		return t.Trigger.nextSlot(now)
+	}
+	return time.Time{}
 }

@@ -128,6 +128,9 @@ func Connect(ctx context.Context, cfg Config) (*Host, error) {
 	rl.next = ka
 	c, err := vim25.NewClient(ctx, rl)
 	if err != nil {
+		if ce, ok := certificateError(ctx, u, cfg.KnownHosts, err); ok {
+			return nil, ce
+		}
 		return nil, fmt.Errorf("esx: connecting to %s: %w", u.Host, err)
 	}
 	c.Client = sc // for HTTP transfers (datastore files, NFC)

@@ -10,7 +10,9 @@
 // io.ReaderAt.
 //
 // Inspector.InspectDisks reads the partition tables (firmware: an EFI
-// system partition on GPT means UEFI), then looks for Windows on NTFS
+// system partition on GPT means "efi", any other table "bios"; a boot
+// disk without a table leaves it to the image set's record of the
+// machine, read by Inspector.Inspect, and to "bios" without one), then looks for Windows on NTFS
 // volumes (sub-packages ntfs and regf): the SOFTWARE hive gives the
 // version and so the ESXi guest id; the SYSTEM hive tells which VM
 // controller the guest has a driver for (VMware's pvscsi, then LSI SAS,

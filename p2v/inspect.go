@@ -24,7 +24,9 @@ type Inspector struct {
 	Controller Controller
 }
 
-// Inspect plans the fixups of a point from its disks.
+// Inspect plans the fixups of a point from its disks. The firmware the
+// image set records for the machine is used when the boot disk does not
+// show it (it has no partition table).
 func (in Inspector) Inspect(ctx context.Context, p aipimage.Point) (*Plan, error) {
 	var disks []Disk
 	for d := range p.Info().Disks {
@@ -34,7 +36,7 @@ func (in Inspector) Inspect(ctx context.Context, p aipimage.Point) (*Plan, error
 		}
 		disks = append(disks, r)
 	}
-	return in.InspectDisks(ctx, disks)
+	return in.inspect(ctx, disks, p.Info().Machine.Firmware)
 }
 
 // InspectDisks plans the fixups of a machine from its disks, disk 0 being
@@ -42,8 +44,15 @@ func (in Inspector) Inspect(ctx context.Context, p aipimage.Point) (*Plan, error
 // structures and the files it needs. A disk it cannot make sense of gives
 // a warning, not an error: the plan then keeps default hardware.
 func (in Inspector) InspectDisks(ctx context.Context, disks []Disk) (*Plan, error) {
-	plan := &Plan{Firmware: FirmwareBIOS}
+	return in.inspect(ctx, disks, aipimage.FirmwareUnknown)
+}
+
+// inspect plans the fixups of a machine whose image set records the
+// given firmware.
+func (in Inspector) inspect(ctx context.Context, disks []Disk, recorded aipimage.Firmware) (*Plan, error) {
+	plan := &Plan{}
 	var vols []volume
+	var diskFirmware Firmware
 	for d, disk := range disks {
 		parts, err := partitions(disk)
 		if err != nil {
@@ -51,13 +60,14 @@ func (in Inspector) InspectDisks(ctx context.Context, disks []Disk) (*Plan, erro
 			continue
 		}
 		if d == 0 && parts.table != nil {
-			plan.Firmware = parts.table.Firmware()
+			diskFirmware = parts.table.Firmware()
 		}
 		for _, part := range parts.list {
 			r := io.NewSectionReader(disk, part.Start, part.Size)
 			vols = append(vols, newVolume(d, part, r))
 		}
 	}
+	plan.decideFirmware(diskFirmware, recorded)
 	vols = append(vols, logicalVolumes(plan, vols)...)
 	found := false
 	for _, v := range vols {

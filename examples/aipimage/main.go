@@ -1,17 +1,20 @@
 // Command aipimage creates, inspects, verifies and extracts StandbyKit
 // image sets.
 //
-//	aipimage create --out DIR --host NAME [--firmware bios|uefi] [--os HINT] disk0.raw [disk1.raw ...]
-//	aipimage create --out DIR --parent FILE [--resized] disk0.raw [...]   (incremental: compared with the parent point)
+//	aipimage create --out DIR --host NAME [--firmware bios|efi] [--os HINT] [--block-size N] disk.raw...
+//	aipimage create --out DIR --parent FILE [--resized] disk.raw...   (incremental: compared with the parent point)
 //	aipimage info DIR|FILE
 //	aipimage verify DIR|FILE
-//	aipimage extract --point K --disk D --out FILE DIR
+//	aipimage extract [--point K] [--disk D] --out FILE DIR|FILE
 //
 // A full image written into a folder that holds a set starts a new chain
 // of that set (an "active full"); --resized says the disks were grown or
 // shrunk since the parent point, which create refuses otherwise.
 //
-// Encrypted sets take their passphrase from $STANDBYKIT_PASSPHRASE.
+// Flags may come before or after the arguments; `aipimage help COMMAND`
+// or `aipimage COMMAND -h` lists a command's flags. Encrypted sets take
+// their passphrase from $STANDBYKIT_PASSPHRASE. Exit status: 0 success, 1
+// failure, 2 wrong command line, 130/143 stopped by SIGINT/SIGTERM.
 package main
 
 import (
@@ -21,51 +24,51 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/standbykit/standbykit/aipimage"
+	"github.com/standbykit/standbykit/internal/cli"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "aipimage:", err)
-		os.Exit(1)
-	}
+	cli.Main("aipimage", func(ctx context.Context, args []string) error { return run(ctx, args, os.Stdout, os.Stderr) })
 }
 
-const usage = `usage:
-  aipimage create --out DIR --host NAME [--firmware bios|uefi] [--os HINT] [--block-size N] disk.raw...
-  aipimage create --out DIR --parent FILE [--resized] disk.raw...
-  aipimage info DIR|FILE
-  aipimage verify DIR|FILE
-  aipimage extract --point K --disk D --out FILE DIR
-encrypted sets: set STANDBYKIT_PASSPHRASE`
-
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return errors.New(usage)
+	p := &cli.Program{
+		Name:  "aipimage",
+		About: "aipimage creates, inspects, verifies and extracts StandbyKit image sets.",
+		Commands: []cli.Command{
+			{Name: "create", Args: "disk.raw...", Summary: "write a full image (--host) or an incremental (--parent) of raw disks",
+				Setup: func(fs *flag.FlagSet) cli.Action { return createCmd(fs, stdout, stderr) }},
+			{Name: "info", Args: "DIR|FILE", Summary: "describe a set and its points",
+				Setup: func(*flag.FlagSet) cli.Action {
+					return oneArg("DIR|FILE", func(ctx context.Context, path string) error { return info(path, stdout) })
+				}},
+			{Name: "verify", Args: "DIR|FILE", Summary: "check every block of every point",
+				Setup: func(*flag.FlagSet) cli.Action {
+					return oneArg("DIR|FILE", func(ctx context.Context, path string) error { return verify(ctx, path, stdout, stderr) })
+				}},
+			{Name: "extract", Args: "DIR|FILE", Summary: "write one disk of one point as a sparse raw file",
+				Setup: func(fs *flag.FlagSet) cli.Action { return extractCmd(fs, stdout) }},
+		},
+		Notes:  "Encrypted sets: set STANDBYKIT_PASSPHRASE.\nExit status: 0 success, 1 failure, 2 wrong command line, 130/143 stopped by SIGINT/SIGTERM.",
+		Stdout: stdout,
 	}
-	cmd, args := args[0], args[1:]
-	switch cmd {
-	case "create":
-		return create(ctx, args, stdout, stderr)
-	case "info":
-		return info(args, stdout)
-	case "verify":
-		return verify(ctx, args, stdout, stderr)
-	case "extract":
-		return extract(ctx, args, stdout)
-	case "-h", "--help", "help":
-		fmt.Fprintln(stdout, usage)
-		return nil
+	return p.Run(ctx, args)
+}
+
+// oneArg is the Action of a command taking one positional argument.
+func oneArg(what string, f func(ctx context.Context, arg string) error) cli.Action {
+	return func(ctx context.Context, args []string) error {
+		if len(args) != 1 {
+			return cli.Usagef("", "give one %s", what)
+		}
+		return f(ctx, args[0])
 	}
-	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 }
 
 func passphrase() []byte {
@@ -75,24 +78,43 @@ func passphrase() []byte {
 	return nil
 }
 
-func create(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("create", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func createCmd(fs *flag.FlagSet, stdout, stderr io.Writer) cli.Action {
 	out := fs.String("out", ".", "folder of the image set")
 	parent := fs.String("parent", "", "image file of the parent point (makes an incremental)")
 	host := fs.String("host", "", "host name of the machine (full image)")
 	osHint := fs.String("os", "", "operating system hint (full image)")
-	firmware := fs.String("firmware", "", "bios or uefi (full image)")
+	firmware := fs.String("firmware", "", "boot firmware of the machine, bios or efi (full image; default: unknown, P2V reads it from the disks)")
 	blockSize := fs.Int("block-size", 0, "block size in bytes (full image; default 64 KiB)")
 	resized := fs.Bool("resized", false, "incremental: the disks were grown or shrunk since the parent point")
-	if err := fs.Parse(args); err != nil {
-		return err
+	return func(ctx context.Context, args []string) error {
+		if len(args) == 0 {
+			return cli.Usagef("", "no raw disk files given")
+		}
+		fw, err := aipimage.ParseFirmware(*firmware)
+		if err != nil {
+			return cli.Usagef("", "--firmware %q: want bios or efi", *firmware)
+		}
+		if *resized && *parent == "" {
+			return cli.Usagef("", "--resized describes an incremental (--parent)")
+		}
+		if *parent != "" && (*host != "" || *osHint != "" || *firmware != "" || *blockSize != 0) {
+			return cli.Usagef("", "--host, --os, --firmware and --block-size describe a full image: an incremental (--parent) takes them from its parent")
+		}
+		return create(ctx, stdout, stderr, createOptions{out: *out, parent: *parent, blockSize: *blockSize, resized: *resized,
+			machine: aipimage.Machine{Hostname: *host, OSHint: *osHint, Firmware: fw}}, args)
 	}
-	if fs.NArg() == 0 {
-		return errors.New("create: no raw disk files given")
-	}
+}
+
+type createOptions struct {
+	out, parent string
+	blockSize   int
+	resized     bool
+	machine     aipimage.Machine
+}
+
+func create(ctx context.Context, stdout, stderr io.Writer, o createOptions, disks []string) error {
 	var sources []aipimage.DiskSource
-	for _, name := range fs.Args() {
+	for _, name := range disks {
 		f, err := os.Open(name)
 		if err != nil {
 			return err
@@ -104,18 +126,20 @@ func create(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		sources = append(sources, aipimage.DiskSource{Info: aipimage.DiskInfo{Size: st.Size(), SectorSize: 512, Label: filepath.Base(name)}, Content: f})
 	}
-	opts := &aipimage.WriterOptions{BlockSize: *blockSize, Passphrase: passphrase(), Progress: progressPrinter(stderr), Resized: *resized}
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	opts := &aipimage.WriterOptions{BlockSize: o.blockSize, Passphrase: passphrase(), Progress: progressPrinter(stderr), Resized: o.resized}
 	start := time.Now()
 	var written aipimage.PointInfo
 	var err error
-	if *parent == "" {
-		machine := aipimage.Machine{Hostname: *host, OSHint: *osHint, Firmware: aipimage.Firmware(*firmware)}
-		written, err = createFull(ctx, *out, machine, sources, opts)
+	if o.parent == "" {
+		written, err = createFull(ctx, o.out, o.machine, sources, opts)
 	} else {
-		written, err = createIncremental(ctx, *parent, *out, sources, opts)
+		written, err = createIncremental(ctx, o.parent, o.out, sources, opts)
 	}
-	if re := (*aipimage.ResizeError)(nil); errors.As(err, &re) {
-		return fmt.Errorf("%w: if disk %d (%s) was grown or shrunk, say so with --resized", err, re.Disk, fs.Arg(re.Disk))
+	if re := (*aipimage.ResizeError)(nil); errors.As(err, &re) && re.Disk < len(disks) {
+		return fmt.Errorf("%w: if disk %d (%s) was grown or shrunk, say so with --resized", err, re.Disk, disks[re.Disk])
 	}
 	if err != nil {
 		return err
@@ -194,26 +218,25 @@ func progressPrinter(w io.Writer) func(aipimage.WriteProgress) {
 
 // openSet opens a folder, or the folder of a file.
 func openSet(path string) (*aipimage.ImageSet, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if !st.IsDir() {
+	if st, err := os.Stat(path); err == nil && !st.IsDir() {
 		path = filepath.Dir(path)
 	}
 	return aipimage.OpenDir(path, &aipimage.OpenOptions{Passphrase: passphrase()})
 }
 
-func info(args []string, stdout io.Writer) error {
-	if len(args) != 1 {
-		return errors.New("info: give one folder or image file")
-	}
-	set, err := openSet(args[0])
+func info(path string, stdout io.Writer) error {
+	set, err := openSet(path)
 	if err != nil {
 		return err
 	}
 	defer set.Close()
 	points := set.Points()
+	if len(points) == 0 {
+		for _, p := range set.Pending() {
+			fmt.Fprintf(stdout, "pending: %s (%v)\n", p.File, p.Reason)
+		}
+		return fmt.Errorf("%s: no complete point yet", path)
+	}
 	newest := points[len(points)-1]
 	fmt.Fprintf(stdout, "set %s: host %q, os %q, firmware %s, block size %s%s, %d chain(s)\n", newest.SetID, newest.Machine.Hostname,
 		newest.Machine.OSHint, orDash(string(newest.Machine.Firmware)), human(int64(newest.BlockSize)), map[bool]string{true: ", encrypted"}[newest.Encryption != nil],
@@ -259,11 +282,8 @@ func pointNote(k int, p aipimage.PointInfo) string {
 	return strings.Join(notes, "; ")
 }
 
-func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) != 1 {
-		return errors.New("verify: give one folder or image file")
-	}
-	set, err := openSet(args[0])
+func verify(ctx context.Context, path string, stdout, stderr io.Writer) error {
+	set, err := openSet(path)
 	if err != nil {
 		return err
 	}
@@ -287,23 +307,25 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return nil
 }
 
-func extract(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("extract", flag.ContinueOnError)
-	point := fs.Int("point", -1, "point index (0 = full image; default the newest)")
+func extractCmd(fs *flag.FlagSet, stdout io.Writer) cli.Action {
+	point := fs.Int("point", -1, "point index (0 = full image; default: the newest)")
 	disk := fs.Int("disk", 0, "disk index")
-	out := fs.String("out", "", "raw file to write")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 || *out == "" {
-		return errors.New("extract: usage: extract --point K --disk D --out FILE DIR")
-	}
-	set, err := openSet(fs.Arg(0))
+	out := fs.String("out", "", "raw file to write (required)")
+	return oneArg("DIR|FILE", func(ctx context.Context, path string) error {
+		if *out == "" {
+			return cli.Usagef("", "--out is required")
+		}
+		return extract(ctx, stdout, path, *point, *disk, *out)
+	})
+}
+
+func extract(ctx context.Context, stdout io.Writer, path string, point, disk int, out string) error {
+	set, err := openSet(path)
 	if err != nil {
 		return err
 	}
 	defer set.Close()
-	k := *point
+	k := point
 	if k < 0 {
 		k = len(set.Points()) - 1
 	}
@@ -311,15 +333,15 @@ func extract(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	src, err := p.Disk(*disk)
+	src, err := p.Disk(disk)
 	if err != nil {
 		return err
 	}
-	n, err := aipimage.ExtractSparse(ctx, *out, src)
+	n, err := aipimage.ExtractSparse(ctx, out, src)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s: point %d disk %d, %s\n", *out, p.Info().Sequence, *disk, human(n))
+	fmt.Fprintf(stdout, "wrote %s: point %d disk %d, %s\n", out, p.Info().Sequence, disk, human(n))
 	return nil
 }
 

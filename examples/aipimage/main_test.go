@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/standbykit/standbykit/internal/cli"
 )
 
 func runCLI(t *testing.T, args ...string) (string, error) {
@@ -59,7 +61,7 @@ func TestCreateExtractRoundTrip(t *testing.T) {
 				history = append(history, snap)
 				args := []string{"create", "--out", set}
 				if k == 0 {
-					args = append(args, "--host", "file01", "--firmware", "uefi", "--os", "Rocky Linux 9")
+					args = append(args, "--host", "file01", "--firmware", "efi", "--os", "Rocky Linux 9")
 				} else {
 					args = append(args, "--parent", lastFile)
 				}
@@ -73,7 +75,7 @@ func TestCreateExtractRoundTrip(t *testing.T) {
 			out, err := runCLI(t, "info", set)
 			require.NoError(t, err)
 			require.Contains(t, out, `host "file01"`)
-			require.Contains(t, out, "firmware uefi")
+			require.Contains(t, out, "firmware efi")
 			require.Equal(t, 5, strings.Count(out, ".skimg"), out)
 
 			out, err = runCLI(t, "verify", set)
@@ -112,7 +114,7 @@ func TestVerifyReportsCorruption(t *testing.T) {
 
 func TestUsageErrors(t *testing.T) {
 	_, err := runCLI(t)
-	require.ErrorContains(t, err, "usage")
+	require.Equal(t, cli.ExitUsage, cli.Code(err))
 	_, err = runCLI(t, "bogus")
 	require.ErrorContains(t, err, "unknown command")
 	_, err = runCLI(t, "info", t.TempDir())

@@ -2,10 +2,12 @@
 // machine: boot firmware, ESXi guest id, virtual disk controller, the
 // byte patches that make the guest boot on it, and warnings.
 //
-//	p2vinspect DISK.raw [DISK2.raw …]            raw disk images, boot disk first
-//	p2vinspect --images DIR [--point N] [--json]  a point of an image set (default: the newest)
+//	p2vinspect [--json] DISK.raw [DISK2.raw …]        raw disk images, boot disk first
+//	p2vinspect --images DIR [--point N] [--json]      a point of an image set (default: the newest)
 //
-// It reads only what it needs and writes nothing.
+// It reads only what it needs and writes nothing. Flags may come before
+// or after the disk files; -h, --help or help prints the usage. Exit
+// status: 0 success, 1 failure, 2 wrong command line.
 package main
 
 import (
@@ -19,34 +21,50 @@ import (
 	"text/tabwriter"
 
 	"github.com/standbykit/standbykit/aipimage"
+	"github.com/standbykit/standbykit/internal/cli"
 	"github.com/standbykit/standbykit/p2v"
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "p2vinspect:", err)
-		os.Exit(1)
-	}
+	cli.Main("p2vinspect", func(ctx context.Context, args []string) error { return run(ctx, args, os.Stdout) })
 }
+
+const usage = `usage: p2vinspect [--json] DISK.raw [DISK2.raw …]     raw disk images, boot disk first
+       p2vinspect --images DIR [--point N] [--json]   a point of an image set
+
+p2vinspect prints the P2V plan StandbyKit would apply to a machine: boot
+firmware, ESXi guest id, virtual disk controller, the byte patches that make
+the guest boot on it, and warnings. It reads only what it needs and writes
+nothing. Encrypted sets: set STANDBYKIT_PASSPHRASE.`
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("p2vinspect", flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(io.Discard)
 	images := fs.String("images", "", "folder of an image set")
 	point := fs.Int("point", -1, "point of the image set (default: the newest)")
 	asJSON := fs.Bool("json", false, "print the plan as JSON")
-	if err := fs.Parse(args); err != nil {
-		return err
+	if len(args) == 1 && args[0] == "help" {
+		args = []string{"-h"}
+	}
+	disks, err := cli.Parse(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(out, usage)
+		cli.PrintFlags(out, fs)
+		return nil
+	}
+	if err != nil {
+		return cli.Usagef("p2vinspect", "%v", err)
 	}
 	var plan *p2v.Plan
-	var err error
 	switch {
+	case *images != "" && len(disks) > 0:
+		return cli.Usagef("p2vinspect", "give raw disk files or --images, not both")
 	case *images != "":
 		plan, err = inspectPoint(ctx, *images, *point)
-	case fs.NArg() > 0:
-		plan, err = inspectFiles(ctx, fs.Args())
+	case len(disks) > 0:
+		plan, err = inspectFiles(ctx, disks)
 	default:
-		return errors.New("usage: p2vinspect DISK.raw … | p2vinspect --images DIR [--point N]")
+		return cli.Usagef("p2vinspect", "give raw disk files or --images DIR")
 	}
 	if err != nil {
 		return err

@@ -16,13 +16,11 @@ import (
 	"github.com/standbykit/standbykit/internal/sample"
 )
 
-// standbyBinary builds the standby command and returns a runner of it
-// against the simulator sim, which outlives each command as a host would.
-func standbyBinary(t *testing.T, sim *esxsim.Simulator) func(args ...string) (string, error) {
+// simStandby returns a runner of the built standby command against the
+// simulator sim, which outlives each command as a host would.
+func simStandby(t *testing.T, sim *esxsim.Simulator) func(args ...string) (string, error) {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "standby")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
+	bin := standbyBinary(t)
 	env := append(os.Environ(), "GOVC_URL="+sim.URL(), "GOVC_INSECURE=true", "GOVC_DATASTORE="+esxsim.Datastore,
 		esx.EnvApplianceImage+"="+esx.ApplianceImageNone)
 	return func(args ...string) (string, error) {
@@ -43,7 +41,7 @@ func TestCLIVerifyNewFullAndReseed(t *testing.T) {
 	sim, err := esxsim.Start(ctx, t.TempDir())
 	require.NoError(t, err)
 	defer sim.Close()
-	standby := standbyBinary(t, sim)
+	standby := simStandby(t, sim)
 	dir := t.TempDir()
 	images := filepath.Join(dir, "web01")
 	_, err = sample.Write(ctx, images, sample.Options{DiskSize: 4 << 20, Incrementals: 1, Seed: 50})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/standbykit/standbykit/esx"
 	"github.com/standbykit/standbykit/esx/esxsim"
+	"github.com/standbykit/standbykit/internal/cli"
 	"github.com/standbykit/standbykit/internal/sample"
 )
 
@@ -27,8 +28,11 @@ func TestDemo(t *testing.T) {
 }
 
 func TestUsage(t *testing.T) {
-	require.ErrorContains(t, run(context.Background(), nil, &bytes.Buffer{}), "usage")
-	require.ErrorContains(t, run(context.Background(), []string{"pause", "--config", "x"}, &bytes.Buffer{}), "one task name")
+	err := run(context.Background(), nil, &bytes.Buffer{})
+	require.Equal(t, cli.ExitUsage, cli.Code(err))
+	err = run(context.Background(), []string{"pause", "--config", "x"}, &bytes.Buffer{})
+	require.Equal(t, cli.ExitUsage, cli.Code(err))
+	require.ErrorContains(t, err, "one task name")
 }
 
 // The manager commands against one simulator that outlives each command,
@@ -80,9 +84,11 @@ func TestManagerCommands(t *testing.T) {
 	cmd("pause", "web01")
 	_, err = sample.Extend(ctx, filepath.Join(dir, "web01"), 1, 5, nil)
 	require.NoError(t, err)
-	require.Contains(t, cmd("sync"), "web01: not due")
-	require.True(t, status()["web01"].Paused)
-	require.Contains(t, cmd("run-now", "web01"), "web01: 1 boot point(s) made")
+	require.Contains(t, cmd("sync"), "web01: paused")
+	require.Equal(t, "paused", status()["web01"].State)
+	out = cmd("run-now", "web01")
+	require.Contains(t, out, "web01: 1 boot point(s) made")
+	require.NotContains(t, out, "db01", "run-now runs and prints its task only")
 	cmd("resume", "web01")
 	require.Equal(t, 2, status()["web01"].BootPoints)
 
