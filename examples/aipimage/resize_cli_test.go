@@ -117,7 +117,7 @@ func TestCLINewFullImage(t *testing.T) {
 		args := []string{"create", "--out", set}
 		switch k {
 		case 0:
-			args = append(args, "--host", "srv", "--firmware", "uefi")
+			args = append(args, "--host", "srv", "--firmware", "efi")
 		case 3: // the weekly full: no --parent
 		default:
 			args = append(args, "--parent", newestImage(t, set))
@@ -130,7 +130,7 @@ func TestCLINewFullImage(t *testing.T) {
 	out, err := aip("info", set)
 	require.NoError(t, err, out)
 	require.Contains(t, out, "2 chain(s)")
-	require.Contains(t, out, "firmware uefi", "the new chain keeps the machine")
+	require.Contains(t, out, "firmware efi", "the new chain keeps the machine")
 	require.Equal(t, 1, strings.Count(out, "new full image: a new chain starts"), out)
 	out, err = aip("verify", set)
 	require.NoError(t, err, out)

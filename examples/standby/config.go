@@ -30,9 +30,14 @@ type config struct {
 	Global  int    `json:"global"`
 	// RetryDelay and MaxRetryDelay are durations such as "90s", "5m",
 	// "1h"; check parses them into retry and maxRetry.
-	RetryDelay    string       `json:"retryDelay"`
-	MaxRetryDelay string       `json:"maxRetryDelay"`
-	Tasks         []taskConfig `json:"tasks"`
+	RetryDelay    string `json:"retryDelay"`
+	MaxRetryDelay string `json:"maxRetryDelay"`
+	// BootChecksPerHost bounds boot checks running at once on one host
+	// (each a real boot); AlertCommand runs, with the failure as JSON on
+	// its standard input, when a boot check does not pass.
+	BootChecksPerHost int          `json:"bootChecksPerHost"`
+	AlertCommand      []string     `json:"alertCommand"`
+	Tasks             []taskConfig `json:"tasks"`
 
 	retry, maxRetry time.Duration
 }
@@ -56,6 +61,19 @@ type taskConfig struct {
 	// FullVerify is how often the newest boot point is compared byte for
 	// byte with its point: never (default), daily, weekly or a duration.
 	FullVerify string `json:"fullVerify"`
+	// BootCheck is when boot points are boot-checked: off (default),
+	// every (each new one) or daily (the newest, once a day); the clone's
+	// NIC goes on BootCheckNetwork (an isolated port group), or stays
+	// disconnected.
+	BootCheck        string `json:"bootCheck"`
+	BootCheckNetwork string `json:"bootCheckNetwork"`
+	// BootCheckSettle, BootCheckToolsWait and BootCheckTimeout are
+	// durations ("3m"): when the screenshot of a guest without Tools is
+	// taken, how long a green Tools heartbeat is waited for, and the
+	// bound of the whole check.
+	BootCheckSettle    string `json:"bootCheckSettle"`
+	BootCheckToolsWait string `json:"bootCheckToolsWait"`
+	BootCheckTimeout   string `json:"bootCheckTimeout"`
 }
 
 type vmConfig struct {
@@ -118,6 +136,12 @@ func (c *config) check(at fieldLines) error {
 	if given("perHost") && (c.PerHost < 1 || c.PerHost > maxPerHost) {
 		return at.errorf("perHost", "perHost is %d: want 1 to %d", c.PerHost, maxPerHost)
 	}
+	if given("bootChecksPerHost") && (c.BootChecksPerHost < 1 || c.BootChecksPerHost > maxPerHost) {
+		return at.errorf("bootChecksPerHost", "bootChecksPerHost is %d: want 1 to %d", c.BootChecksPerHost, maxPerHost)
+	}
+	if given("alertCommand") && (len(c.AlertCommand) == 0 || c.AlertCommand[0] == "") {
+		return at.errorf("alertCommand", "alertCommand is empty: want a program and its arguments, [\"/usr/local/bin/notify\", \"--standby\"]")
+	}
 	if given("global") && (c.Global < 1 || c.Global > maxGlobal) {
 		return at.errorf("global", "global is %d: want 1 to %d", c.Global, maxGlobal)
 	}
@@ -161,6 +185,16 @@ func (c *config) check(at fieldLines) error {
 		}
 		if _, err := parseFullVerify(t.FullVerify); err != nil {
 			return at.errorf(field("fullVerify"), "task %q: %v", t.Name, err)
+		}
+		switch t.BootCheck {
+		case "", bootpoint.BootCheckOff, bootpoint.BootCheckEvery, bootpoint.BootCheckDaily:
+		default:
+			return at.errorf(field("bootCheck"), "task %q: bootCheck %q: want off, every or daily", t.Name, t.BootCheck)
+		}
+		for name, v := range map[string]string{"bootCheckSettle": t.BootCheckSettle, "bootCheckToolsWait": t.BootCheckToolsWait, "bootCheckTimeout": t.BootCheckTimeout} {
+			if _, err := bootCheckDuration(v); err != nil {
+				return at.errorf(field(name), "task %q: %s %q: %v", t.Name, name, v, err)
+			}
 		}
 		if given(field("maxBootPoints")) && (t.MaxBootPoints < 1 || t.MaxBootPoints > bootpoint.DefaultMaxBootPoints) {
 			return at.errorf(field("maxBootPoints"), "task %q: maxBootPoints is %d: want 1 to %d (ESXi's snapshot depth)", t.Name, t.MaxBootPoints, bootpoint.DefaultMaxBootPoints)

@@ -15,6 +15,7 @@
 //	standby keep     [--config FILE] TASK
 //	standby delete   [--config FILE] [--with-vm] TASK
 //	standby verify   [--config FILE] [--point N] [--full] TASK
+//	standby bootcheck [--config FILE] [--point N] TASK
 //	standby reseed   [--config FILE] TASK
 //
 // Flags may come before or after the task name; `standby help COMMAND`
@@ -132,11 +133,18 @@ func commands(out io.Writer) []cli.Command {
 			Setup: managerCmd(out, opsHost|opsTask, func(*flag.FlagSet) opsAction { return discard })},
 		{Name: "keep", Args: "TASK", Summary: "a DIVERGED task: keep the VM as it runs and end the task",
 			Setup: managerCmd(out, opsLocal|opsTask, func(*flag.FlagSet) opsAction { return keep })},
+		{Name: "bootcheck", Args: "TASK", Summary: "boot a throwaway clone of a boot point and judge whether it booted; the verdict is kept",
+			Setup: managerCmd(out, opsHost|opsTask, func(fs *flag.FlagSet) opsAction {
+				point := fs.Int("point", -1, "boot point sequence (default: the newest)")
+				return func(ctx context.Context, e *opsEnv, task string) error { return bootCheck(ctx, e, task, *point) }
+			})},
 		{Name: "verify", Args: "TASK", Summary: "read a boot point back from the host and compare it with its point",
 			Setup: managerCmd(out, opsHost|opsTask, func(fs *flag.FlagSet) opsAction {
 				point := fs.Int("point", -1, "boot point sequence (default: the newest)")
 				full := fs.Bool("full", false, "compare every byte of every disk (the disk's size), not only what the boot point wrote")
-				return func(ctx context.Context, e *opsEnv, task string) error { return verifyTask(ctx, e, task, *point, *full) }
+				return func(ctx context.Context, e *opsEnv, task string) error {
+					return verifyTask(ctx, e, task, *point, *full)
+				}
 			})},
 		{Name: "reseed", Args: "TASK", Summary: "a task whose disks were resized: a new standby from the newest point, replacing the old",
 			Setup: managerCmd(out, opsHost|opsTask, func(*flag.FlagSet) opsAction { return reseedTask })},

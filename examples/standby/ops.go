@@ -94,7 +94,7 @@ func newOpsEnv(out io.Writer, configPath string) (*opsEnv, error) {
 	// print: only its errors are logged.
 	managerLog := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	e.m = &bootpoint.Manager{StatePath: cfg.State, PerHost: cfg.PerHost, Global: cfg.Global, Logger: managerLog,
-		RetryDelay: cfg.retry, MaxRetryDelay: cfg.maxRetry}
+		RetryDelay: cfg.retry, MaxRetryDelay: cfg.maxRetry, BootChecks: bootChecks(cfg)}
 	for _, tc := range cfg.Tasks {
 		trig, _ := bootpoint.ParseTrigger(tc.Trigger) // checked by loadConfig
 		every, _ := parseFullVerify(tc.FullVerify)    // checked by loadConfig
@@ -102,7 +102,8 @@ func newOpsEnv(out io.Writer, configPath string) (*opsEnv, error) {
 			Passphrase: passphrase(tc.PassphraseEnv),
 			Standby: &bootpoint.Standby{VM: tc.vmSpec(), MaxBootPoints: tc.MaxBootPoints, Library: "standbykit", Logger: e.logger,
 				Inspector:    p2v.Inspector{Controller: p2v.Controller(tc.VM.Controller)},
-				SkipReadBack: tc.VerifyWrites != nil && !*tc.VerifyWrites}}
+				SkipReadBack: tc.VerifyWrites != nil && !*tc.VerifyWrites},
+			BootCheck: tc.BootCheck, BootCheckOptions: tc.bootCheckOptions()}
 		t.Standby.Progress = func(ev bootpoint.Event) {
 			if ev.Step == "inspect" {
 				e.printf("%s: point %d: making its boot point\n", t.Name, ev.Sequence)
@@ -259,11 +260,15 @@ func failover(ctx context.Context, e *opsEnv, name string, point int, network st
 	if err != nil {
 		return err
 	}
+	why := ""
+	if point < 0 {
+		point, why = e.failoverPoint(ctx, name)
+	}
 	bp, err := t.Standby.Failover(ctx, point, network)
 	if err != nil {
 		return err
 	}
-	e.printf("%s is running from boot point %d (%s)\n", t.Standby.VM.Name, bp.Meta.Sequence, bp.Snapshot.Name)
+	e.printf("%s is running from boot point %d (%s)%s\n", t.Standby.VM.Name, bp.Meta.Sequence, bp.Snapshot.Name, why)
 	return nil
 }
 

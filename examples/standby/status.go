@@ -72,9 +72,11 @@ type statusRow struct {
 	NeedsDecision       string    `json:"needsDecision,omitempty"`
 	LastFullVerify      time.Time `json:"lastFullVerify,omitzero"`
 	LastVerifyError     string    `json:"lastVerifyError,omitempty"`
-	LastFailure         time.Time `json:"lastFailure,omitzero"`
-	Failures            int       `json:"failures"` // failed runs since the last success
-	NextRetry           time.Time `json:"nextRetry,omitzero"`
+	// LastBootCheck is the newest boot check's evidence.
+	LastBootCheck *bootpoint.BootCheck `json:"lastBootCheck,omitempty"`
+	LastFailure   time.Time            `json:"lastFailure,omitzero"`
+	Failures      int                  `json:"failures"` // failed runs since the last success
+	NextRetry     time.Time            `json:"nextRetry,omitzero"`
 }
 
 func statusRows(e *opsEnv, now time.Time) ([]statusRow, error) {
@@ -91,7 +93,8 @@ func statusRows(e *opsEnv, now time.Time) ([]statusRow, error) {
 			NextRun: t.NextRun(now, st), LastAttempt: st.LastAttempt, LastSuccess: st.LastSuccess,
 			LastBytes: st.LastBytes, LastDurationSeconds: st.LastDuration.Seconds(),
 			LastError: st.LastError, LastFailure: st.LastFailure, Failures: st.Failures,
-			NeedsDecision: st.NeedsDecision, LastFullVerify: st.LastFullVerify, LastVerifyError: st.LastVerifyError}
+			NeedsDecision: st.NeedsDecision, LastFullVerify: st.LastFullVerify, LastVerifyError: st.LastVerifyError,
+			LastBootCheck: lastBootCheck(st)}
 		if st.Failing() {
 			row.NextRetry = st.RetryAt
 		}
@@ -128,7 +131,7 @@ func status(e *opsEnv, asJSON bool) error {
 
 func printStatusTable(e *opsEnv, rows []statusRow, now time.Time) {
 	tw := tabwriter.NewWriter(e.out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TASK\tVM\tSTATE\tBOOT POINTS\tLAST POINT\tWAITING\tNEXT RUN\tLAST SUCCESS\tLAST ERROR")
+	fmt.Fprintln(tw, "TASK\tVM\tSTATE\tBOOT POINTS\tLAST POINT\tWAITING\tNEXT RUN\tLAST SUCCESS\tBOOT CHECK\tLAST ERROR")
 	for _, r := range rows {
 		state := r.State
 		if r.Attention {
@@ -147,8 +150,15 @@ func printStatusTable(e *opsEnv, rows []statusRow, now time.Time) {
 		if r.LastError != "" {
 			lastErr = fmt.Sprintf("%s (%s, %d in a row)", r.LastError, r.LastFailure.Local().Format("01-02 15:04"), r.Failures)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\n", r.Task, r.VM, state, r.BootPoints, last, r.Waiting,
-			nextRunText(e, r, now), success, lastErr)
+		check := "-"
+		if c := r.LastBootCheck; c != nil {
+			check = fmt.Sprintf("%d %s", c.Sequence, strings.ToUpper(c.Verdict))
+			if c.Verdict == bootpoint.BootPassed {
+				check = fmt.Sprintf("%d %s", c.Sequence, c.Verdict)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Task, r.VM, state, r.BootPoints, last, r.Waiting,
+			nextRunText(e, r, now), success, check, lastErr)
 	}
 	tw.Flush()
 }
