@@ -85,6 +85,9 @@ func create(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if fs.NArg() == 0 {
 		return errors.New("create: no raw disk files given")
 	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
 	var sources []aipimage.DiskSource
 	for _, name := range fs.Args() {
 		f, err := os.Open(name)
