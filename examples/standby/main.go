@@ -20,10 +20,12 @@
 // commands run against govmomi's in-process vSphere simulator, whose
 // datastore is a local folder and whose VMs last as long as the command.
 //
-// demo builds a sample image set (a 64 MiB disk with a partition table, a
-// full image and six incrementals), creates the standby VM and one boot
-// point per point, reads every boot point's disk chain back from the
-// datastore and compares it with the image point, and prints the status.
+// demo writes the image sets (a full image and six incrementals) of two
+// sample servers, a Debian and a Windows Server one, prints the P2V plan
+// of each, keeps a standby VM of each with one boot point per point,
+// reads every boot point's disk back from the datastore and compares it
+// with the image point and its patches, and shows patched lines before
+// and after.
 package main
 
 import (

@@ -147,7 +147,8 @@ func TestSystemPlans(t *testing.T) {
 					require.Equal(t, p2v.FirmwareEFI, plan.Firmware)
 					require.Equal(t, "windows2019srv_64Guest", plan.GuestID)
 					require.Equal(t, p2v.ControllerLSILogicSAS, plan.Controller)
-					require.Contains(t, why, "make the LSI_SAS driver boot-start")
+					require.Contains(t, why, "Windows Server 2019 Standard: make the LSI_SAS driver boot-start")
+					require.NotContains(t, why, "Windows Windows")
 					require.Contains(t, why, "names bkagtflt, which has no driver service")
 				}
 			}
