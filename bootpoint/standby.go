@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/standbykit/standbykit/aipimage"
@@ -40,15 +41,24 @@ type Standby struct {
 	// Library is recorded in every boot point's metadata.
 	Library string
 	Logger  *slog.Logger
-	// Progress, when set, hears about each step.
+	// Progress, when set, hears about each step, and how far the long
+	// ones have come. It may be called from goroutines other than the
+	// caller's, one call at a time.
 	Progress func(Event)
 }
 
 // Event reports progress of a Standby operation.
 type Event struct {
 	Sequence int
-	Step     string // "inspect", "base", "delta", "snapshot", "verify", "done"
-	Bytes    int64  // bytes of changes planned for this boot point so far
+	// Step is "inspect", "base", "delta", "snapshot", "done", or a
+	// transfer step (StepStream, StepUpload, StepPayload, StepVerify).
+	Step  string
+	Bytes int64 // bytes of changes planned for this boot point so far
+	// Transfer steps report their disk (-1 for a payload of several) and
+	// bytes done of total, from a first report to Done == Total (a step
+	// that fails ends earlier), a granule apart (see Progress).
+	Disk        int
+	Done, Total int64
 }
 
 // BootPoint is a snapshot StandbyKit made, with its metadata.
@@ -86,6 +96,20 @@ func (s *Standby) emit(e Event) {
 	if s.Progress != nil {
 		s.Progress(e)
 	}
+}
+
+// withTransfers returns ctx carrying the reporting of the hypervisor's
+// transfers for the boot point of sequence seq.
+func (s *Standby) withTransfers(ctx context.Context, seq int, bytes int64) context.Context {
+	if s.Progress == nil {
+		return ctx
+	}
+	var mu sync.Mutex // the hypervisor may report from several goroutines
+	return WithProgress(ctx, func(t Transfer) {
+		mu.Lock()
+		defer mu.Unlock()
+		s.emit(Event{Sequence: seq, Step: t.Step, Bytes: bytes, Disk: t.Disk, Done: t.Done, Total: t.Total})
+	})
 }
 
 // BootPoints lists the VM's boot points, oldest first; ErrNotFound when
@@ -256,7 +280,7 @@ func (s *Standby) Add(ctx context.Context, set aipimage.Set, k int) (Result, err
 		s.emit(Event{Sequence: info.Sequence, Step: "delta", Bytes: written})
 	}
 	s.emit(Event{Sequence: info.Sequence, Step: "snapshot", Bytes: written})
-	snap, err := s.Hypervisor.AddBootPoint(ctx, vm, changes, name, meta.Description())
+	snap, err := s.Hypervisor.AddBootPoint(s.withTransfers(ctx, info.Sequence, written), vm, changes, name, meta.Description())
 	if err != nil {
 		return Result{}, err
 	}
@@ -308,7 +332,7 @@ func (s *Standby) create(ctx context.Context, set aipimage.Set, k int, plan *p2v
 		written += delta.Bytes()
 		s.emit(Event{Sequence: info.Sequence, Step: "base", Bytes: written})
 	}
-	vm, err := s.Hypervisor.CreateStandby(ctx, spec, bases)
+	vm, err := s.Hypervisor.CreateStandby(s.withTransfers(ctx, info.Sequence, written), spec, bases)
 	if err != nil {
 		return Result{}, err
 	}
@@ -420,7 +444,7 @@ func (s *Standby) Verify(ctx context.Context, set aipimage.Set, bp BootPoint) er
 	if err != nil {
 		return err
 	}
-	s.emit(Event{Sequence: bp.Meta.Sequence, Step: "verify"})
+	reporting := s.withTransfers(ctx, bp.Meta.Sequence, 0)
 	for d, disk := range point.Info().Disks {
 		got, err := s.Hypervisor.OpenDisk(ctx, vm, bp.Snapshot, d)
 		if err != nil {
@@ -440,7 +464,7 @@ func (s *Standby) Verify(ctx context.Context, set aipimage.Set, bp BootPoint) er
 			got.Close()
 			return err
 		}
-		off, err := firstDifference(ctx, got, want, disk.Size)
+		off, err := firstDifference(ctx, got, want, disk.Size, Progress(reporting, StepVerify, d))
 		got.Close()
 		if err != nil {
 			return err
@@ -453,11 +477,15 @@ func (s *Standby) Verify(ctx context.Context, set aipimage.Set, bp BootPoint) er
 }
 
 // firstDifference compares two readers over size bytes and returns the
-// first differing offset, or -1.
-func firstDifference(ctx context.Context, a, b io.ReaderAt, size int64) (int64, error) {
+// first differing offset, or -1; it reports the bytes compared.
+func firstDifference(ctx context.Context, a, b io.ReaderAt, size int64, progress func(done, total int64)) (int64, error) {
 	const chunk = 1 << 20
 	ba, bb := make([]byte, chunk), make([]byte, chunk)
+	progress(0, size)
 	for off := int64(0); off < size; off += chunk {
+		if off > 0 {
+			progress(off, size)
+		}
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
@@ -477,5 +505,6 @@ func firstDifference(ctx context.Context, a, b io.ReaderAt, size int64) (int64, 
 			}
 		}
 	}
+	progress(size, size)
 	return -1, nil
 }
