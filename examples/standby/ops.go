@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -104,10 +105,12 @@ func ops(ctx context.Context, out io.Writer, o opsOptions) error {
 		}
 		defer tgt.close(context.WithoutCancel(ctx))
 	}
+	var progressMu sync.Mutex
 	for _, tc := range cfg.Tasks {
 		trig, _ := bootpoint.ParseTrigger(tc.Trigger) // checked by loadConfig
 		t := &bootpoint.Task{Name: tc.Name, Images: tc.Images, Host: tc.Host, Trigger: trig,
 			Standby: &bootpoint.Standby{VM: tc.vmSpec(), MaxBootPoints: tc.MaxBootPoints, Library: "standbykit", Logger: logger,
+				Progress:  taskProgress(out, &progressMu, tc.Name),
 				Inspector: p2v.Inspector{Controller: p2v.Controller(tc.VM.Controller)}}}
 		if tc.PassphraseEnv != "" {
 			t.Passphrase = []byte(os.Getenv(tc.PassphraseEnv))

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/standbykit/standbykit/bootpoint"
@@ -17,6 +18,14 @@ func progressPrinter(out io.Writer) func(bootpoint.Event) {
 	return (&progress{out: out, now: time.Now}).event
 }
 
+// taskProgress is progressPrinter for one task of a manager pass, whose
+// tasks run at once: only long transfers print, their lines start with
+// the task's name, and each is written whole under mu.
+func taskProgress(out io.Writer, mu *sync.Mutex, task string) func(bootpoint.Event) {
+	p := &progress{out: out, now: time.Now, task: task, mu: mu}
+	return p.event
+}
+
 // Pace of the transfer lines.
 const (
 	progressQuiet = 2 * time.Second // a transfer shorter than this prints nothing
@@ -26,6 +35,10 @@ const (
 type progress struct {
 	out io.Writer
 	now func() time.Time
+	// With task set, lines start with it and are written under mu, and
+	// boot points made print nothing (the pass reports them).
+	task string
+	mu   *sync.Mutex
 
 	pointStart time.Time
 	cur        transferKey
@@ -46,7 +59,9 @@ func (p *progress) event(e bootpoint.Event) {
 	case "inspect":
 		p.pointStart = now
 	case "done":
-		fmt.Fprintf(p.out, "     point %d → boot point %d: %s written in %s\n", e.Sequence, e.Sequence, mib(e.Bytes), now.Sub(p.pointStart).Round(time.Millisecond))
+		if p.task == "" {
+			p.printf("point %d → boot point %d: %s written in %s\n", e.Sequence, e.Sequence, mib(e.Bytes), now.Sub(p.pointStart).Round(time.Millisecond))
+		}
 	case bootpoint.StepStream, bootpoint.StepUpload, bootpoint.StepPayload, bootpoint.StepVerify:
 		p.transfer(now, e)
 	}
@@ -60,7 +75,7 @@ func (p *progress) transfer(now time.Time, e bootpoint.Event) {
 	elapsed := now.Sub(p.start)
 	if e.Done >= e.Total {
 		if p.printed {
-			fmt.Fprintf(p.out, "     %s: %s: done, %s in %s%s\n", subject(e), what(e), bytesHuman(e.Total), round(elapsed), rate(e.Total-p.startDone, elapsed))
+			p.printf("%s: %s: done, %s in %s%s\n", subject(e), what(e), bytesHuman(e.Total), round(elapsed), rate(e.Total-p.startDone, elapsed))
 		}
 		p.start = time.Time{}
 		return
@@ -68,13 +83,24 @@ func (p *progress) transfer(now time.Time, e bootpoint.Event) {
 	if !p.printed && elapsed < progressQuiet || p.printed && now.Sub(p.lastLine) < progressEvery {
 		return
 	}
-	line := fmt.Sprintf("     %s: %s: %s of %s (%d%%)", subject(e), what(e), bytesHuman(e.Done), bytesHuman(e.Total), e.Done*100/e.Total)
+	line := fmt.Sprintf("%s: %s: %s of %s (%d%%)", subject(e), what(e), bytesHuman(e.Done), bytesHuman(e.Total), e.Done*100/e.Total)
 	if done := e.Done - p.startDone; done > 0 && elapsed > 0 {
 		left := time.Duration(float64(e.Total-e.Done) / float64(done) * float64(elapsed))
 		line += fmt.Sprintf("%s, %s left", rate(done, elapsed), round(left))
 	}
-	fmt.Fprintln(p.out, line)
+	p.printf("%s\n", line)
 	p.lastLine, p.printed = now, true
+}
+
+func (p *progress) printf(format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
+	if p.task == "" {
+		fmt.Fprint(p.out, "     "+line)
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprint(p.out, p.task+": "+line)
 }
 
 func subject(e bootpoint.Event) string {

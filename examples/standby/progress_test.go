@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,4 +55,18 @@ func TestProgressLines(t *testing.T) {
 	require.Empty(t, feed(110*time.Second, bootpoint.Event{Sequence: 5, Step: bootpoint.StepPayload, Disk: -1, Total: gib}))
 	require.Equal(t, "     point 5: building the payload: 100.0 MiB of 1.0 GiB (9%), 33.3 MiB/s, 27.7s left\n",
 		feed(113*time.Second, bootpoint.Event{Sequence: 5, Step: bootpoint.StepPayload, Disk: -1, Done: 100 << 20, Total: gib}))
+}
+
+// In a manager pass, lines name the task, and only long transfers print.
+func TestTaskProgressLines(t *testing.T) {
+	var out bytes.Buffer
+	var mu sync.Mutex
+	clock := (&fakeClock{}).at(0)
+	p := &progress{out: &out, now: clock.now, task: "db01", mu: &mu}
+	p.event(bootpoint.Event{Sequence: 3, Step: "inspect"})
+	p.event(bootpoint.Event{Sequence: 3, Step: bootpoint.StepStream, Total: 1 << 30})
+	clock.at(3 * time.Second)
+	p.event(bootpoint.Event{Sequence: 3, Step: bootpoint.StepStream, Done: 300 << 20, Total: 1 << 30})
+	p.event(bootpoint.Event{Sequence: 3, Step: "done", Bytes: 1 << 30})
+	require.Equal(t, "db01: point 3: encoding disk 0: 300.0 MiB of 1.0 GiB (29%), 100.0 MiB/s, 7.2s left\n", out.String())
 }
