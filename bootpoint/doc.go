@@ -33,7 +33,11 @@
 // depth) the oldest boot points are consolidated by the host. Each
 // snapshot's description holds the boot point's Metadata, so the host is
 // the source of truth: a run that died anywhere is resumed from what the
-// host shows.
+// host shows. Standby.Progress hears each step, and how far the long ones
+// have come (bytes done of a total, per disk): Standby reports its
+// verification, and hands the Hypervisor a context through which it
+// reports its own transfers (WithProgress, Progress), so that seeding a
+// large disk or writing a large boot point gives signs of life.
 //
 // Manager runs many Tasks (an image set, a Standby and a Trigger:
 // immediately, daily at a time, or every N increments), concurrently within

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/standbykit/standbykit/aipimage"
@@ -38,7 +39,9 @@ type Standby struct {
 	// Library is recorded in every boot point's metadata.
 	Library string
 	Logger  *slog.Logger
-	// Progress, when set, hears about each step.
+	// Progress, when set, hears about each step, and how far the long
+	// ones have come. It may be called from goroutines other than the
+	// caller's, one call at a time.
 	Progress func(Event)
 	// SkipReadBack turns off reading each new boot point's written ranges
 	// back from the host (Hypervisor.OpenDisk on its snapshot) and
@@ -50,8 +53,15 @@ type Standby struct {
 // Event reports progress of a Standby operation.
 type Event struct {
 	Sequence int
-	Step     string // "inspect", "base", "delta", "snapshot", "verify", "done"
-	Bytes    int64  // bytes of changes planned for this boot point so far
+	// Step is "inspect", "base", "delta", "snapshot", "done", or a
+	// transfer step (StepStream, StepUpload, StepPayload, StepVerify).
+	Step  string
+	Bytes int64 // bytes of changes planned for this boot point so far
+	// Transfer steps report their disk (-1 for a payload of several) and
+	// bytes done of total, from a first report to Done == Total (a step
+	// that fails ends earlier), a granule apart (see Progress).
+	Disk        int
+	Done, Total int64
 }
 
 // BootPoint is a snapshot StandbyKit made, with its metadata.
@@ -98,6 +108,20 @@ func (s *Standby) emit(e Event) {
 	if s.Progress != nil {
 		s.Progress(e)
 	}
+}
+
+// withTransfers returns ctx carrying the reporting of the hypervisor's
+// transfers for the boot point of sequence seq.
+func (s *Standby) withTransfers(ctx context.Context, seq int, bytes int64) context.Context {
+	if s.Progress == nil {
+		return ctx
+	}
+	var mu sync.Mutex // the hypervisor may report from several goroutines
+	return WithProgress(ctx, func(t Transfer) {
+		mu.Lock()
+		defer mu.Unlock()
+		s.emit(Event{Sequence: seq, Step: t.Step, Bytes: bytes, Disk: t.Disk, Done: t.Done, Total: t.Total})
+	})
 }
 
 // BootPoints lists the VM's boot points, oldest first; ErrNotFound when
@@ -260,7 +284,7 @@ func (s *Standby) Add(ctx context.Context, set aipimage.Set, k int) (Result, err
 		written += c.Bytes()
 	}
 	s.emit(Event{Sequence: info.Sequence, Step: "snapshot", Bytes: written})
-	snap, err := s.Hypervisor.AddBootPoint(ctx, vm, changes, name, meta.Description())
+	snap, err := s.Hypervisor.AddBootPoint(s.withTransfers(ctx, info.Sequence, written), vm, changes, name, meta.Description())
 	if err != nil {
 		return Result{}, err
 	}
@@ -320,7 +344,7 @@ func (s *Standby) create(ctx context.Context, set aipimage.Set, k int, plan *p2v
 		written += delta.Bytes()
 		s.emit(Event{Sequence: info.Sequence, Step: "base", Bytes: written})
 	}
-	vm, err := s.Hypervisor.CreateStandby(ctx, spec, bases)
+	vm, err := s.Hypervisor.CreateStandby(s.withTransfers(ctx, info.Sequence, written), spec, bases)
 	if err != nil {
 		return Result{}, err
 	}

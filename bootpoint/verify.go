@@ -52,10 +52,17 @@ func (s *Standby) compareWithHost(ctx context.Context, vm VM, bp BootPoint, chan
 	const chunk = 1 << 20
 	got, want := make([]byte, chunk), make([]byte, chunk)
 	var read int64
+	reporting := s.withTransfers(ctx, bp.Meta.Sequence, 0)
 	for _, c := range changes {
 		if len(c.Extents) == 0 {
 			continue
 		}
+		var total, done int64
+		for _, e := range c.Extents {
+			total += e.Len
+		}
+		progress := Progress(reporting, StepVerify, c.Disk)
+		progress(0, total)
 		disk, err := s.Hypervisor.OpenDisk(ctx, vm, bp.Snapshot, c.Disk)
 		if err != nil {
 			return read, err
@@ -88,6 +95,8 @@ func (s *Standby) compareWithHost(ctx context.Context, vm VM, bp BootPoint, chan
 					}
 					return read, &MismatchError{Sequence: bp.Meta.Sequence, Disk: c.Disk, Offset: off + int64(i)}
 				}
+				done += n
+				progress(done, total)
 			}
 		}
 		if err := disk.Close(); err != nil {

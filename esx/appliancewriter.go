@@ -112,7 +112,15 @@ func (a *applianceWriter) prepare(ctx context.Context, s *vmState, targets []lea
 		return nil, err
 	}
 	w := &applianceWrite{h: a.h, s: s, targets: targets, spool: f.Name()}
-	w.id, w.size, err = appliance.WritePayload(ctx, f, pts)
+	total, err := appliance.PayloadSize(pts)
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	progress := bootpoint.Progress(ctx, bootpoint.StepPayload, -1)
+	progress(0, total)
+	w.id, w.size, err = appliance.WritePayload(ctx, &countWriter{w: f, progress: func(n int64) { progress(n, total) }}, pts)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -166,6 +174,11 @@ func (w *applianceWrite) importPayload(ctx context.Context) error {
 	spec := bootpoint.VMSpec{Name: w.payloadVMName(), CPUs: 1, MemoryMiB: 32,
 		Controller: p2v.ControllerPVSCSI, Annotation: "StandbyKit payload " + w.id + " for the writer appliance; deleted after use."}
 	content := bootpoint.Delta{Disk: 0, Size: capacity, Extents: []aipimage.Extent{{Off: 0, Len: (w.size + 511) &^ 511}}, Source: f}
+	if report := bootpoint.ProgressOf(ctx); report != nil {
+		// The payload VM's disk is the boot point's payload, not a disk
+		// of the standby.
+		ctx = bootpoint.WithProgress(ctx, func(t bootpoint.Transfer) { t.Disk = -1; report(t) })
+	}
 	vm, err := w.h.CreateStandby(ctx, spec, []bootpoint.Delta{content})
 	if err != nil {
 		return fmt.Errorf("importing the payload: %w", err)

@@ -103,7 +103,7 @@ func (h *Host) CreateStandby(ctx context.Context, spec bootpoint.VMSpec, content
 	}
 	updater := lease.StartUpdater(ctx, info)
 	for d, item := range items {
-		err := uploadBase(ctx, lease, item, srcs[d])
+		err := uploadBase(ctx, lease, item, srcs[d], bootpoint.Progress(ctx, bootpoint.StepUpload, d))
 		if err != nil {
 			updater.Done()
 			return fail(fmt.Errorf("esx: VM %s: uploading base disk %d: %w", spec.Name, d, err))
@@ -119,14 +119,16 @@ func (h *Host) CreateStandby(ctx context.Context, spec bootpoint.VMSpec, content
 	return vm, nil
 }
 
-// uploadBase streams one base disk to its NFC device URL.
-func uploadBase(ctx context.Context, lease *nfc.Lease, item nfc.FileItem, b base) error {
+// uploadBase streams one base disk to its NFC device URL, reporting the
+// bytes sent.
+func uploadBase(ctx context.Context, lease *nfc.Lease, item nfc.FileItem, b base, progress func(done, total int64)) error {
 	r, err := b.open()
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	cr := &countReader{r: r}
+	progress(0, b.size)
+	cr := &countReader{r: r, progress: func(n int64) { progress(n, b.size) }}
 	if err := lease.Upload(ctx, item, cr, soap.Upload{ContentLength: b.size}); err != nil {
 		return err
 	}
@@ -189,13 +191,33 @@ func (h *Host) spool(f File) (b base, spool string, err error) {
 }
 
 type countReader struct {
-	r io.Reader
-	n int64
+	r        io.Reader
+	n        int64
+	progress func(n int64) // nil: none
 }
 
 func (c *countReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if c.progress != nil && n > 0 {
+		c.progress(c.n)
+	}
+	return n, err
+}
+
+// countWriter reports the bytes written through it.
+type countWriter struct {
+	w        io.Writer
+	n        int64
+	progress func(n int64)
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	if n > 0 {
+		c.progress(c.n)
+	}
 	return n, err
 }
 

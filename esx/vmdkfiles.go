@@ -62,7 +62,8 @@ func (h *Host) baseStream(ctx context.Context, vmName string, d bootpoint.Delta)
 		return File{}, err
 	}
 	name := vmdk.DiskName(vmName, d.Disk)
-	opts := vmdk.StreamOptions{ExtentName: name, AdapterType: h.AdapterType, Workers: h.Workers, Data: rs}
+	opts := vmdk.StreamOptions{ExtentName: name, AdapterType: h.AdapterType, Workers: h.Workers, Data: rs,
+		Progress: bootpoint.Progress(ctx, bootpoint.StepStream, d.Disk)}
 	return File{Name: name, Size: -1, Open: func() (io.ReadCloser, error) {
 		return pipe(func(w io.Writer) error {
 			_, err := vmdk.WriteStreamOptimized(ctx, w, d.Source, d.Size, opts)
@@ -99,7 +100,7 @@ func leafFill(ctx context.Context, leafName string, leaf *vmdk.Descriptor, paren
 	ext := leaf.Extents[0].File
 	return memFile(leafName, text), File{Name: path.Join(path.Dir(leafName), ext), Size: nd.ExtentSize, Open: func() (io.ReadCloser, error) {
 		return pipe(func(w io.Writer) error {
-			_, err := nd.WriteExtent(ctx, w, d.Source, nil)
+			_, err := nd.WriteExtent(ctx, w, d.Source, bootpoint.Progress(ctx, bootpoint.StepUpload, d.Disk))
 			return err
 		}), nil
 	}}, nil

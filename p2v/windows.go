@@ -28,6 +28,18 @@ func (w WindowsInfo) Server() bool {
 	return strings.Contains(w.InstallationType, "Server") || strings.Contains(w.ProductName, "Server")
 }
 
+// name is the product name for messages ("Windows Server 2019
+// Standard"); ProductName lacks "Windows" on some editions.
+func (w WindowsInfo) name() string {
+	switch {
+	case w.ProductName == "":
+		return "Windows"
+	case strings.HasPrefix(w.ProductName, "Windows"):
+		return w.ProductName
+	}
+	return "Windows " + w.ProductName
+}
+
 // storageDrivers are Windows' boot drivers for the controllers a VM can
 // have, in order of preference: VMware's paravirtual driver when the guest
 // has it (VMware Tools), then drivers Windows ships.
@@ -108,8 +120,8 @@ func (in Inspector) inspectWindows(plan *Plan, d int, part Partition, r *io.Sect
 	}
 	plan.Controller = controller
 	edits := &hiveEdits{before: sysBytes, after: sysBytes}
-	startWhy := fmt.Sprintf("Windows %s: make the %s driver boot-start (Start=0) in %s for the VM's %s controller",
-		info.ProductName, service, strings.Join(info.ControlSets, ", "), controller)
+	startWhy := fmt.Sprintf("%s: make the %s driver boot-start (Start=0) in %s for the VM's %s controller",
+		info.name(), service, strings.Join(info.ControlSets, ", "), controller)
 	for _, set := range info.ControlSets {
 		key := set + `\Services\` + service
 		if k, err := hive.Key(key); err != nil || k == nil {
@@ -362,8 +374,8 @@ func removeMissingFilters(plan *Plan, hive *regf.Hive, info WindowsInfo, edits *
 				if len(missing) == 0 {
 					continue
 				}
-				why := fmt.Sprintf("Windows %s: %s\\%s of the %s class names %s, which has no driver service: Windows would stop at boot (INACCESSIBLE_BOOT_DEVICE); removed from the list",
-					info.ProductName, key, list, class, strings.Join(missing, ", "))
+				why := fmt.Sprintf("%s: %s\\%s of the %s class names %s, which has no driver service: Windows would stop at boot (INACCESSIBLE_BOOT_DEVICE); removed from the list",
+					info.name(), key, list, class, strings.Join(missing, ", "))
 				ps, err := hive.SetMultiString(key, list, kept)
 				if err != nil {
 					plan.warnf("%s; but it cannot be removed offline (%v): remove it before failover", why, err)

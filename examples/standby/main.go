@@ -36,10 +36,12 @@
 // the task recorded as interrupted, resumed by the next run; a second one
 // stops at once).
 //
-// demo builds a sample image set (a 64 MiB disk with a partition table, a
-// full image and six incrementals), creates the standby VM and one boot
-// point per point, reads every boot point's disk chain back from the
-// datastore and compares it with the image point, and prints the status.
+// demo writes the image sets (a full image and six incrementals) of two
+// sample servers, a Debian and a Windows Server one, prints the P2V plan
+// of each, keeps a standby VM of each with one boot point per point,
+// reads every boot point's disk back from the datastore and compares it
+// with the image point and its patches, and shows patched lines before
+// and after.
 package main
 
 import (

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
+	"regexp"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -18,13 +18,40 @@ import (
 	"github.com/standbykit/standbykit/internal/sample"
 )
 
+// The demo shows P2V at work on both sample systems: the plan with its
+// real patches, every boot point verified, and a patched line as the
+// boot point's disk on the datastore holds it.
 func TestDemo(t *testing.T) {
 	t.Setenv("GOVC_URL", "")
 	var out bytes.Buffer
 	require.NoError(t, run(context.Background(), []string{"demo", "--dir", t.TempDir()}, &out))
 	s := out.String()
-	require.Equal(t, 7, strings.Count(s, "  identical"), s)
-	require.Contains(t, s, "sample-web01-standby  simulator  7 ")
+	for _, want := range []string{
+		"firmware bios, guest debian12_64Guest, controller sata\n",
+		"6 patches, in place, for 3 reasons:",
+		"- Debian GNU/Linux 12 (bookworm): /etc/fstab names disks by device",
+		"- Debian GNU/Linux 12 (bookworm): the kernel command line in /boot/grub/grub.cfg names the root disk by device",
+		"- Debian GNU/Linux 12 (bookworm): /etc/udev/rules.d/70-persistent-net.rules pins interface names",
+		"     /etc/fstab\n       before: /dev/sda1 / ext4 errors=remount-ro 0 1\n" +
+			"       after:  UUID=2f6d4a61-83c4-4d5e-9b1a-7c0e5d3a9f12 / ext4 errors=remount-ro 0 1\n",
+		"       before: linux /boot/vmlinuz-6.1.0-13-amd64 root=/dev/sda1 ro quiet\n" +
+			"       after:  linux /boot/vmlinuz-6.1.0-13-amd64 root=UUID=2f6d4a61-83c4-4d5e-9b1a-7c0e5d3a9f12 ro quiet\n",
+
+		"firmware efi, guest windows2019srv_64Guest, controller lsilogic-sas\n",
+		"3 patches, in place, for 2 reasons:",
+		"- Windows Server 2019 Standard: make the LSI_SAS driver boot-start (Start=0) in ControlSet001",
+		"UpperFilters of the DiskDrive class names bkagtflt, which has no driver service",
+		"     HKLM\\SYSTEM\\ControlSet001\\Services\\LSI_SAS\n       before: Start = 3\n       after:  Start = 0\n",
+		"       before: UpperFilters = partmgr, bkagtflt\n       after:  UpperFilters = partmgr\n",
+
+		"web01-standby  simulator  7 ",
+		"fs01-standby   simulator  7 ",
+	} {
+		require.Contains(t, s, want)
+	}
+	// Every boot point verified, each with its point's patches.
+	require.Len(t, regexp.MustCompile(`(?m)^     \d  +bootpoint 000\d .* 6  +identical$`).FindAllString(s, -1), 7, s)
+	require.Len(t, regexp.MustCompile(`(?m)^     \d  +bootpoint 000\d .* 3  +identical$`).FindAllString(s, -1), 7, s)
 }
 
 func TestUsage(t *testing.T) {

@@ -104,10 +104,12 @@ func newOpsEnv(out io.Writer, configPath string) (*opsEnv, error) {
 				Inspector:    p2v.Inspector{Controller: p2v.Controller(tc.VM.Controller)},
 				SkipReadBack: tc.VerifyWrites != nil && !*tc.VerifyWrites},
 			BootCheck: tc.BootCheck, BootCheckOptions: tc.bootCheckOptions()}
+		transfers := taskProgress(e.out, &e.outMu, t.Name)
 		t.Standby.Progress = func(ev bootpoint.Event) {
 			if ev.Step == "inspect" {
 				e.printf("%s: point %d: making its boot point\n", t.Name, ev.Sequence)
 			}
+			transfers(ev)
 		}
 		e.m.Tasks = append(e.m.Tasks, t)
 	}

@@ -1,6 +1,9 @@
 // Package sample builds small, realistic image sets for demos and tests: a
-// disk with an MBR partition table and a partition of mixed data, a full
-// image, and incrementals that change scattered regions of it.
+// full image of one disk and incrementals that change it as days of use
+// do. The disk holds a miniature Linux or Windows system (System), made
+// by fixtures/make-fixtures.sh with the tools that make the real thing,
+// on which P2V has real work to do; or, by default, a partition of mixed
+// data.
 package sample
 
 import (
@@ -17,10 +20,13 @@ import (
 	"github.com/standbykit/standbykit/aipimage"
 )
 
-// Options shapes the sample. Zero values give a 64 MiB disk and 6
+// Options shapes the sample. Zero values give a 64 MiB data disk and 6
 // incrementals.
 type Options struct {
-	DiskSize     int64 // bytes, a multiple of 1 MiB
+	// System is what the disk holds; the Linux and Windows disks have
+	// FixtureSize bytes.
+	System       System
+	DiskSize     int64 // bytes, a multiple of 1 MiB; 0 or FixtureSize for a system
 	Incrementals int
 	Seed         uint64
 	Start        time.Time // time of the full image; each point is a day later
@@ -34,6 +40,7 @@ type Options struct {
 // must reproduce.
 type Set struct {
 	Dir     string
+	System  System
 	Points  []aipimage.PointInfo
 	Digests [][sha256.Size]byte // SHA-256 of disk 0 at point k
 	Disks   [][]byte            // disk 0's content at point k, with KeepContent
@@ -49,42 +56,41 @@ func (s *Set) record(opts Options, info aipimage.PointInfo, disk []byte) {
 
 // Write creates the sample image set in dir.
 func Write(ctx context.Context, dir string, opts Options) (*Set, error) {
-	if opts.DiskSize == 0 {
-		opts.DiskSize = 64 << 20
-	}
-	if opts.DiskSize%(1<<20) != 0 || opts.DiskSize < 2<<20 {
-		return nil, fmt.Errorf("sample: disk size %d is not a multiple of 1 MiB of at least 2 MiB", opts.DiskSize)
-	}
 	if opts.Incrementals == 0 {
 		opts.Incrementals = 6
 	}
 	if opts.Start.IsZero() {
 		opts.Start = time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC)
 	}
+	r := rand.New(rand.NewPCG(opts.Seed, 0x5eed))
+	disk, err := firstDisk(r, opts)
+	if err != nil {
+		return nil, err
+	}
+	days, err := opts.System.changerFor(disk)
+	if err != nil {
+		return nil, fmt.Errorf("sample: %s disk: %w", opts.System, err)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	r := rand.New(rand.NewPCG(opts.Seed, 0x5eed))
-	disk := make([]byte, opts.DiskSize)
-	writeMBR(disk)
-	// The partition starts at 1 MiB; fill 60% of it, leave the rest free.
-	part := disk[1<<20:]
-	fill(r, part[:len(part)*6/10])
-
-	machine := aipimage.Machine{Hostname: "sample-web01", OSHint: "Linux (sample data)", Firmware: aipimage.FirmwareBIOS}
+	machine := opts.System.machine()
 	wopts := &aipimage.WriterOptions{Passphrase: opts.Passphrase, ScryptN: 1 << 12, Time: opts.Start, SetID: aipimage.NewID()}
 	path := filepath.Join(dir, aipimage.FileName(aipimage.PointInfo{SetID: wopts.SetID, Machine: machine}))
 	info, err := aipimage.WriteFull(ctx, path, machine, []aipimage.DiskSource{{
-		Info:    aipimage.DiskInfo{Size: opts.DiskSize, SectorSize: 512, Label: "sample disk"},
+		Info:    aipimage.DiskInfo{Size: int64(len(disk)), SectorSize: 512, Label: "sample disk"},
 		Content: bytes.NewReader(disk),
 	}}, wopts)
 	if err != nil {
 		return nil, err
 	}
-	s := &Set{Dir: dir}
+	s := &Set{Dir: dir, System: opts.System}
 	s.record(opts, info, disk)
 	for k := 1; k <= opts.Incrementals; k++ {
-		changed := mutate(r, disk)
+		changed, err := days.change(r, disk, k)
+		if err != nil {
+			return nil, fmt.Errorf("sample: changing the %s disk for point %d: %w", opts.System, k, err)
+		}
 		wopts.Time = opts.Start.Add(time.Duration(k) * 24 * time.Hour)
 		next := info
 		next.Sequence = k
@@ -96,6 +102,28 @@ func Write(ctx context.Context, dir string, opts Options) (*Set, error) {
 		s.record(opts, info, disk)
 	}
 	return s, nil
+}
+
+// firstDisk is the disk of the full image.
+func firstDisk(r *rand.Rand, opts Options) ([]byte, error) {
+	if opts.System != Data {
+		if opts.DiskSize != 0 && opts.DiskSize != FixtureSize {
+			return nil, fmt.Errorf("sample: the %s disk has %d bytes, not %d", opts.System, FixtureSize, opts.DiskSize)
+		}
+		return opts.System.Disk()
+	}
+	if opts.DiskSize == 0 {
+		opts.DiskSize = 64 << 20
+	}
+	if opts.DiskSize%(1<<20) != 0 || opts.DiskSize < 2<<20 {
+		return nil, fmt.Errorf("sample: disk size %d is not a multiple of 1 MiB of at least 2 MiB", opts.DiskSize)
+	}
+	disk := make([]byte, opts.DiskSize)
+	writeMBR(disk)
+	// The partition starts at 1 MiB; fill 60% of it, leave the rest free.
+	part := disk[1<<20:]
+	fill(r, part[:len(part)*6/10])
+	return disk, nil
 }
 
 // writeMBR writes a DOS partition table with one Linux partition from
@@ -150,16 +178,24 @@ func mutate(r *rand.Rand, disk []byte) []aipimage.Extent {
 }
 
 // Extend appends n incrementals to the sample set in dir, as new backups
-// arriving later would, and returns the new points.
+// arriving later would, and returns the new points. A Linux or Windows
+// sample's files change as in Write.
 func Extend(ctx context.Context, dir string, n int, seed uint64, passphrase []byte) ([]aipimage.PointInfo, error) {
 	info, disk, err := newest(dir, passphrase)
+	if err != nil {
+		return nil, err
+	}
+	days, err := systemOf(disk).changerFor(disk)
 	if err != nil {
 		return nil, err
 	}
 	r := rand.New(rand.NewPCG(seed, uint64(info.Sequence)))
 	var out []aipimage.PointInfo
 	for range n {
-		changed := mutate(r, disk)
+		changed, err := days.change(r, disk, info.Sequence+1)
+		if err != nil {
+			return out, err
+		}
 		next := info
 		next.Sequence++
 		info, err = aipimage.WriteIncremental(ctx, filepath.Join(dir, aipimage.FileName(next)), info,
