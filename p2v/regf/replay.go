@@ -25,6 +25,9 @@ type Recovery struct {
 	Replayed []ReplayedLog
 	// Notes explain choices made on the way (logs left out and why).
 	Notes []string
+	// Dropped describes log entries Windows would drop too (a torn last
+	// entry): changes the machine made that the recovered hive lacks.
+	Dropped []string
 
 	primary []byte
 }
@@ -68,6 +71,21 @@ func (r *Recovery) ChangedPages() int {
 // wrap-around as Windows does.
 func after(a, b uint32) bool { return int32(a-b) > 0 }
 
+// NeedsRecovery reports whether Windows would replay the transaction logs
+// of a hive file before loading it: its sequence numbers differ or its
+// base block checksum is wrong. Callers can read the logs only then.
+func NeedsRecovery(primary []byte) bool {
+	if len(primary) < baseBlockSize {
+		return true
+	}
+	return !baseBlockValid(primary) || le32(primary, 4) != le32(primary, 8)
+}
+
+func baseBlockValid(b []byte) bool {
+	sum := le32(b, checksumOff)
+	return sum == Checksum(b) || sum == rawChecksum(b)
+}
+
 // Recover returns the hive Windows would see at its next boot. A clean
 // primary file (equal sequence numbers, valid checksum) is returned as it
 // is, without looking at the logs, as Windows ignores them then. For a
@@ -96,12 +114,11 @@ func Recover(primary []byte, logs []LogFile) (*Recovery, error) {
 		return nil, fmt.Errorf("%w: file type %d is not a primary hive file", ErrUnsupported, t)
 	}
 	r := &Recovery{File: primary, primary: primary}
-	sum := le32(primary, checksumOff)
-	baseOK := sum == Checksum(primary) || sum == rawChecksum(primary)
-	seq1, seq2 := le32(primary, 4), le32(primary, 8)
-	if baseOK && seq1 == seq2 {
+	if !NeedsRecovery(primary) {
 		return r, nil
 	}
+	baseOK := baseBlockValid(primary)
+	seq1, seq2 := le32(primary, 4), le32(primary, 8)
 	r.Dirty = true
 	var used []*txLog
 	for _, lf := range logs {
@@ -271,7 +288,7 @@ func (rp *replay) applyEntries(l *txLog) error {
 		want++
 	}
 	if i == len(l.entries) && l.torn != nil {
-		rp.r.Notes = append(rp.r.Notes, fmt.Sprintf("%s: the entry at offset %#x is torn (%s): dropped, as Windows drops it", l.name, l.torn.off, l.torn.reason))
+		rp.r.Dropped = append(rp.r.Dropped, fmt.Sprintf("%s: the entry at offset %#x is torn (%s): dropped, as Windows drops it", l.name, l.torn.off, l.torn.reason))
 	}
 	if rl.Entries == 0 {
 		if len(l.entries) > 0 {

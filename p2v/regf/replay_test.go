@@ -260,7 +260,7 @@ func TestRecoverTornAndInconsistent(t *testing.T) {
 		require.Len(t, r.Replayed, 2)
 		require.Equal(t, uint32(2129), r.Replayed[1].Last)
 		require.Equal(t, 19, r.Replayed[1].Entries)
-		require.Contains(t, strings.Join(r.Notes, "\n"), "is torn (data hash mismatch)")
+		require.Contains(t, strings.Join(r.Dropped, "\n"), "is torn (data hash mismatch)")
 	})
 	t.Run("damaged entry followed by more", func(t *testing.T) {
 		mid := e2[5]
