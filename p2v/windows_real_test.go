@@ -278,6 +278,19 @@ func TestInspectRealDirtySystem(t *testing.T) {
 		require.Contains(t, strings.Join(plan.Warnings, "\n"), "damaged or inconsistent transaction log")
 	})
 
+	t.Run("replay that grows the hive: no fix", func(t *testing.T) {
+		v := realVolume(t, map[string][]byte{"SYSTEM": system3, "SYSTEM.LOG1": log1, "SYSTEM.LOG2": growingLog(t, log2, len(system3)), "SOFTWARE": software})
+		b, err := os.ReadFile(v)
+		require.NoError(t, err)
+		d, _ := mbrDisk(t, b)
+		plan, err := Inspector{}.InspectDisks(context.Background(), []Disk{bytes.NewReader(d)})
+		require.NoError(t, err)
+		require.Empty(t, plan.Patches)
+		warn := strings.Join(plan.Warnings, "\n")
+		require.Contains(t, warn, "LSI_SAS driver boot-start")
+		require.Contains(t, warn, "cannot be made offline: replaying the SYSTEM hive's transaction logs grows it from 12845056 to")
+	})
+
 	t.Run("logs of another hive: no fix", func(t *testing.T) {
 		v := realVolume(t, map[string][]byte{
 			"SYSTEM": system3, "SOFTWARE": software,
@@ -326,4 +339,37 @@ func TestInspectRealCleanSystem(t *testing.T) {
 	}
 	require.Equal(t, "0", regfexportStart(t, patched, "msahci"))
 	require.Equal(t, system[:4096], patched[:4096], "a clean hive's base block is not touched")
+}
+
+// growingLog appends to a real new-format log one more entry, as Windows
+// writes it when a hive grows: the bins size past the end of a primary
+// file of fileSize bytes, and a new empty bin there.
+func growingLog(t testing.TB, log []byte, fileSize int) []byte {
+	t.Helper()
+	le := binary.LittleEndian
+	// Walk the entries to the end of the last one.
+	off, seq, bins := 512, uint32(0), uint32(0)
+	for off+40 <= len(log) && string(log[off:off+4]) == "HvLE" {
+		seq, bins = le.Uint32(log[off+12:]), le.Uint32(log[off+16:])
+		off += int(le.Uint32(log[off+4:]))
+	}
+	newBins := uint32(fileSize) // bins end 4096 bytes past the file
+	hbin := make([]byte, newBins-bins)
+	copy(hbin, "hbin")
+	le.PutUint32(hbin[4:], bins)
+	le.PutUint32(hbin[8:], uint32(len(hbin)))
+	le.PutUint32(hbin[32:], uint32(len(hbin)-32)) // one free cell
+	size := (40 + 8 + len(hbin) + 511) &^ 511
+	e := make([]byte, size)
+	copy(e, "HvLE")
+	le.PutUint32(e[4:], uint32(size))
+	le.PutUint32(e[12:], seq+1)
+	le.PutUint32(e[16:], newBins)
+	le.PutUint32(e[20:], 1)
+	le.PutUint32(e[40:], bins)
+	le.PutUint32(e[44:], uint32(len(hbin)))
+	copy(e[48:], hbin)
+	le.PutUint64(e[24:], regf.LogEntryHash(e[40:]))
+	le.PutUint64(e[32:], regf.LogEntryHash(e[:32]))
+	return append(bytes.Clone(log[:off]), e...)
 }

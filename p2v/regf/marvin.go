@@ -41,3 +41,8 @@ func marvin32(seed uint64, b []byte) uint64 {
 	mix()
 	return uint64(hi)<<32 | uint64(lo)
 }
+
+// LogEntryHash is the Marvin32 hash Windows stores in a transaction log
+// entry, with the registry's seed. It is exported for tests that write
+// log entries.
+func LogEntryHash(b []byte) uint64 { return marvin32(logEntrySeed, b) }
