@@ -138,7 +138,10 @@ func Recover(primary []byte, logs []LogFile) (*Recovery, error) {
 	if len(used) == 2 && used[0].format != used[1].format {
 		return nil, fmt.Errorf("%w: %s is in the %v but %s in the %v", ErrBadLog, used[0].name, used[0].format, used[1].name, used[1].format)
 	}
-	rp := &replay{file: slices.Clone(primary), baseOK: baseOK, seq2: seq2, r: r, top: seq1}
+	rp := &replay{file: slices.Clone(primary), baseOK: baseOK, seq2: seq2, r: r, top: seq1, limit: int64(len(primary))}
+	for _, lf := range logs {
+		rp.limit += int64(len(lf.Data))
+	}
 	rp.see(seq2)
 	var err error
 	switch {
@@ -196,14 +199,22 @@ type replay struct {
 	binsSize uint32
 	baseFrom *txLog // the log whose base block copy is used
 	top      uint32 // highest sequence number seen anywhere
+	limit    int64  // the largest the file can grow to
 }
 
-func (rp *replay) write(off uint32, data []byte) {
-	end := baseBlockSize + int(off) + len(data)
-	if end > len(rp.file) {
-		rp.file = append(rp.file, make([]byte, end-len(rp.file))...)
+// write puts a dirty page in place. Past the end of the file it grows
+// the file, but no further than the logs' pages could fill: beyond that
+// the hive would have gaps of zeros where bins must be.
+func (rp *replay) write(off uint32, data []byte) error {
+	end := baseBlockSize + int64(off) + int64(len(data))
+	if end > rp.limit {
+		return fmt.Errorf("%w: a dirty page at bins offset %#x lies far past the end of the %d-byte hive file", ErrBadLog, off, len(rp.r.primary))
+	}
+	if end > int64(len(rp.file)) {
+		rp.file = append(rp.file, make([]byte, end-int64(len(rp.file)))...)
 	}
 	copy(rp.file[baseBlockSize+int(off):], data)
+	return nil
 }
 
 func (rp *replay) see(seq uint32) {
@@ -277,7 +288,9 @@ func (rp *replay) applyEntries(l *txLog) error {
 	for ; i < len(l.entries) && l.entries[i].seq == want; i++ {
 		e := l.entries[i]
 		for _, p := range e.pages {
-			rp.write(p.off, p.data)
+			if err := rp.write(p.off, p.data); err != nil {
+				return fmt.Errorf("%s, entry %d: %w", l.name, e.seq, err)
+			}
 		}
 		rl.Entries++
 		rl.Pages += len(e.pages)
@@ -319,7 +332,9 @@ func (rp *replay) oldFormat(logs []*txLog, primary []byte) error {
 		return nil
 	}
 	for _, p := range pick.pages {
-		rp.write(p.off, p.data)
+		if err := rp.write(p.off, p.data); err != nil {
+			return fmt.Errorf("%s: %w", pick.name, err)
+		}
 	}
 	rp.baseFrom = pick
 	rp.binsSize = pick.binsSize
