@@ -78,6 +78,7 @@ func (in Inspector) inspectWindows(plan *Plan, d int, part Partition, r *io.Sect
 		plan.warnf("disk %d partition %d: %s: %v", d, part.Number, systemHive, err)
 		return false, nil
 	}
+	warnVolumeState(plan, d, part, vol)
 	sysBytes, err := sysFile.ReadAll()
 	if err != nil {
 		plan.warnf("disk %d partition %d: reading the SYSTEM hive: %v", d, part.Number, err)
