@@ -54,19 +54,6 @@ func (r ReplayedLog) String() string {
 // file: writing it back would mean growing the file.
 func (r *Recovery) Grown() bool { return len(r.File) > len(r.primary) }
 
-// ChangedPages counts the 4096-byte pages of the primary file (base block
-// included) that differ in the recovered file.
-func (r *Recovery) ChangedPages() int {
-	n := 0
-	for off := 0; off < len(r.File); off += binsAlign {
-		end := min(off+binsAlign, len(r.File))
-		if end > len(r.primary) || !bytes.Equal(r.File[off:end], r.primary[off:end]) {
-			n++
-		}
-	}
-	return n
-}
-
 // after reports whether sequence number a comes after b, allowing for
 // wrap-around as Windows does.
 func after(a, b uint32) bool { return int32(a-b) > 0 }
