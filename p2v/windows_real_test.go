@@ -264,6 +264,21 @@ func TestInspectRealDirtySystem(t *testing.T) {
 		require.Empty(t, plan2.Patches)
 	})
 
+	t.Run("dirty SOFTWARE hive without logs is read as it is", func(t *testing.T) {
+		soft := bytes.Clone(software)
+		binary.LittleEndian.PutUint32(soft[4:], binary.LittleEndian.Uint32(soft[8:])+1)
+		binary.LittleEndian.PutUint32(soft[508:], regf.Checksum(soft))
+		require.True(t, regf.NeedsRecovery(soft))
+		v := realVolume(t, map[string][]byte{"SYSTEM": system, "SYSTEM.LOG1": log1, "SYSTEM.LOG2": log2, "SOFTWARE": soft})
+		b, err := os.ReadFile(v)
+		require.NoError(t, err)
+		d, _ := mbrDisk(t, b)
+		plan, err := Inspector{}.InspectDisks(context.Background(), []Disk{bytes.NewReader(d)})
+		require.NoError(t, err)
+		require.Empty(t, plan.Warnings)
+		require.Equal(t, "windows9_64Guest", plan.GuestID, "the version is read")
+	})
+
 	t.Run("damaged log: no fix", func(t *testing.T) {
 		bad := bytes.Clone(log2)
 		bad[len(bad)/3] ^= 0x55 // inside an entry followed by others
