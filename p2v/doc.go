@@ -17,8 +17,13 @@
 // version and so the ESXi guest id; the SYSTEM hive tells which VM
 // controller the guest has a driver for (VMware's pvscsi, then LSI SAS,
 // AHCI, NVMe), and that driver is made boot-start in every control set
-// used at boot. A hive whose transaction logs were not applied is left
-// alone: Windows would replay the logs over the edit.
+// used at boot. A hive not cleanly written (the usual state on a running
+// Windows 8.1 or later) is read as Windows would load it, its
+// transaction logs (.LOG1/.LOG2 beside it) replayed in memory; fixes to
+// it are written together with the replayed pages and a clean base
+// block, so Windows has nothing left to replay over them. Damaged logs,
+// logs of another hive, or a replay that would grow the file give a
+// warning and no fix.
 //
 // Without Windows it looks for a Linux root file system on ext2/3/4
 // partitions and LVM2 logical volumes (sub-packages ext4 and lvm):

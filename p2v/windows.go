@@ -81,6 +81,7 @@ func (in Inspector) inspectWindows(plan *Plan, d int, part Partition, r *io.Sect
 		plan.warnf("disk %d partition %d: %s: %v", d, part.Number, systemHive, err)
 		return false, nil
 	}
+	warnVolumeState(plan, d, part, vol)
 	sysBytes, err := sysFile.ReadAll()
 	if err != nil {
 		plan.warnf("disk %d partition %d: reading the SYSTEM hive: %v", d, part.Number, err)
@@ -92,9 +93,9 @@ func (in Inspector) inspectWindows(plan *Plan, d int, part Partition, r *io.Sect
 	} else {
 		info.readVersion(soft)
 	}
-	hive, err := regf.Open(sysBytes)
-	if errors.Is(err, regf.ErrDirty) {
-		plan.warnf("the SYSTEM hive has transaction logs not yet applied (the machine was not shut down cleanly): Windows would replay them over any fix, so none is made; the VM may not find its boot disk")
+	rec, err := recoverHive(vol, systemHive, sysBytes)
+	if err != nil {
+		plan.warnf("the SYSTEM hive has changes in its transaction logs not yet applied, and they cannot be replayed (%v): Windows would replay them over any fix, so none is made; the VM may not find its boot disk", err)
 		plan.GuestID = info.guestID()
 		plan.Controller = in.Controller
 		if plan.Controller == "" {
@@ -102,6 +103,10 @@ func (in Inspector) inspectWindows(plan *Plan, d int, part Partition, r *io.Sect
 		}
 		return true, nil
 	}
+	for _, d := range rec.Dropped {
+		plan.warnf("SYSTEM hive: %s", d)
+	}
+	hive, err := regf.Open(rec.File)
 	if err != nil {
 		plan.warnf("SYSTEM hive: %v: no fixups", err)
 		return true, nil
@@ -119,7 +124,7 @@ func (in Inspector) inspectWindows(plan *Plan, d int, part Partition, r *io.Sect
 		return true, nil
 	}
 	plan.Controller = controller
-	edits := &hiveEdits{before: sysBytes, after: sysBytes}
+	edits := &hiveEdits{before: sysBytes, after: rec.File, rec: rec}
 	startWhy := fmt.Sprintf("%s: make the %s driver boot-start (Start=0) in %s for the VM's %s controller",
 		info.name(), service, strings.Join(info.ControlSets, ", "), controller)
 	for _, set := range info.ControlSets {
@@ -142,9 +147,12 @@ func (in Inspector) inspectWindows(plan *Plan, d int, part Partition, r *io.Sect
 	return true, edits.patches(plan, d, part, sysFile)
 }
 
-// hiveEdits chains the edits of one hive, each with its reason.
+// hiveEdits chains the edits of one hive, each with its reason. before
+// is the hive file as on the volume; after starts as the hive Windows
+// would load (its logs replayed, when it was dirty).
 type hiveEdits struct {
 	before, after []byte
+	rec           *regf.Recovery
 	steps         []hiveStep
 }
 
@@ -159,11 +167,34 @@ func (e *hiveEdits) apply(ps []regf.Patch, why string) {
 	e.after = next
 }
 
-// patches turns the difference between the hive and its edited copy into
-// disk patches through the file's place on the volume, each with the
-// reasons of the edits that touched it.
+// patches turns the difference between the hive file and its edited copy
+// into disk patches through the file's place on the volume, each with the
+// reasons of the edits that touched it. Without edits nothing is written,
+// even for a dirty hive: Windows replays its own logs. With edits, a
+// dirty hive's replayed pages and clean base block are written too, in
+// place; a hive the replay grew cannot be, and the plan says so.
 func (e *hiveEdits) patches(plan *Plan, d int, part Partition, f *ntfs.File) error {
-	for _, run := range diffRuns(e.before, e.after) {
+	if len(e.steps) == 0 {
+		return nil
+	}
+	if e.rec.Grown() {
+		var whys []string
+		for _, st := range e.steps {
+			whys = append(whys, st.why)
+		}
+		plan.warnf("%s; but the fixes cannot be made offline: replaying the SYSTEM hive's transaction logs grows it from %d to %d bytes, and the file is written in place only (boot the machine once and take a new backup)",
+			strings.Join(whys, "; "), len(e.before), len(e.rec.File))
+		return nil
+	}
+	runs := diffRuns(e.before, e.after)
+	if e.rec.Dirty {
+		// The replayed hive goes back whole pages at a time, as Windows
+		// writes it: fewer, larger patches than the changed bytes alone.
+		runs = pageRuns(runs, int64(len(e.after)))
+		replay := hiveStep{runs: diffRuns(e.before, e.rec.File), why: replayWhy("SYSTEM", e.rec, pagesTouched(runs))}
+		e.steps = append([]hiveStep{replay}, e.steps...)
+	}
+	for _, run := range runs {
 		var whys []string
 		for _, st := range e.steps {
 			for _, r := range st.runs {
@@ -225,6 +256,8 @@ func diffRuns(a, b []byte) []byteRun {
 	return out
 }
 
+// readHive reads a hive to look at only: a dirty one has its logs
+// replayed in memory.
 func readHive(vol *ntfs.Volume, path string) (*regf.Hive, error) {
 	f, err := vol.Lookup(path)
 	if err != nil {
@@ -234,7 +267,11 @@ func readHive(vol *ntfs.Volume, path string) (*regf.Hive, error) {
 	if err != nil {
 		return nil, err
 	}
-	return regf.Open(b)
+	rec, err := recoverHive(vol, path, b)
+	if err != nil {
+		return nil, err
+	}
+	return regf.Open(rec.File)
 }
 
 func dword(h *regf.Hive, key, value string) (uint32, error) {

@@ -36,4 +36,32 @@
 // Compressed and encrypted data are not supported (ErrUnsupported); sparse
 // data reads as zeros but has no Ranges. All offsets read from the volume
 // are bounds-checked: a damaged volume yields ErrCorrupt, never a panic.
+//
+// State tells whether Windows left the volume cleanly: the dirty flag of
+// $Volume (a check is due) and the restart area of $LogFile (operations
+// that Windows replays at mount). The journal is not replayed here, so on
+// such a volume the files read as they are on disk.
+//
+// # Compared with go-ntfs
+//
+// www.velocidex.com/golang/go-ntfs, the NTFS library of the Velociraptor
+// forensic tool, was compared with this package on volumes written by
+// Windows 10 (testdata/windows-made) holding registry hives and logs: the
+// same files are found, with the same contents and, for non-resident
+// data, the same physical ranges. This package is kept, and go-ntfs not
+// taken in, because patching needs what go-ntfs does not give:
+//
+//   - Resident data: go-ntfs reads it from a copy of the MFT record and
+//     gives no place on the volume; here its ranges lie inside the record,
+//     and PatchAt keeps the record's update sequence consistent.
+//   - Clusters of 2 MiB, which Windows 10 formats since 1709: go-ntfs
+//     refuses the volume ("Invalid cluster size"); this package reads it.
+//   - Dependencies: go-ntfs brings four more modules into the build
+//     (Velocidex's ordereddict and its json and yaml forks, go-spew) and
+//     some fifteen more into go.sum.
+//
+// go-ntfs is better at one thing: it decompresses LZNT1-compressed data,
+// which this package refuses. Compressed data cannot be patched in place
+// anyway (the inspector warns instead), but a compressed SOFTWARE hive
+// could be read for the Windows version; that is left undone.
 package ntfs

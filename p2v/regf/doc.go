@@ -51,22 +51,45 @@
 // Windows writes a hive by first logging the dirty pages to .LOG1/.LOG2,
 // incrementing the primary sequence number, writing the bins, then
 // setting the secondary sequence number equal to the primary. A hive
-// whose two sequence numbers differ was not cleanly written: at the next
-// boot (or load) Windows replays its transaction logs over the primary
-// file, which would overwrite our edits with older data, or replay log
-// entries onto cells we have just reallocated and corrupt the hive. Open
-// therefore refuses such a hive with ErrDirty (the fix is to boot the
-// source once more or to replay the logs with a registry tool first).
+// whose two sequence numbers differ (or whose base block checksum is
+// wrong) is dirty: at the next boot Windows replays its transaction logs
+// over the primary file, which would overwrite edits made to the file
+// alone. Since Windows 8.1 this is the usual state of a running system's
+// hives: the logs take every flush and the primary file is brought up to
+// date lazily. Open therefore refuses a dirty hive with ErrDirty.
 //
-// Our patches do not touch the base block: the edits are made in place in
-// existing bins, so the hive bins data size does not change, and the
-// sequence numbers are left as they are (equal, so the hive stays clean
-// and Windows has nothing to replay). The checksum covers only the first
-// 508 bytes of the base block, so it stays valid; if an edit ever did
-// change a base block byte, the patch set would also carry the recomputed
-// checksum. The .LOG1/.LOG2 files themselves are left alone: a hive whose
-// sequence numbers are equal and whose checksum is valid is clean, and
-// Windows does not recover it from its logs.
+// Recover replays the logs in memory as the kernel does and returns the
+// hive Windows would load. Old-format logs (Vista to 8) hold a copy of
+// the base block's first sector, "DIRT" and a bitmap with a bit per
+// 512-byte page of the bins, then those pages; the newest log whose
+// timestamp is not older than the primary's applies. New-format logs
+// (8.1 and later) hold "HvLE" entries, each with its sequence number,
+// the bins size, a list of (offset, size) pages and the pages, guarded by
+// two Marvin32 hashes (of the header and of the rest). The log with the
+// earlier entries goes first, if its first entry is not older than the
+// primary's secondary sequence number; each next entry applies only if
+// its hashes hold and its sequence number follows, then the other log if
+// it carries on the sequence. Recover is stricter than Windows where
+// Windows would silently load a hive missing logged changes: a damaged
+// log base block, entries newer than where replay stops, overlapping or
+// mixed-format logs give ErrBadLog, and a log whose base block names
+// another hive gives ErrForeignLog. A torn last entry (hash mismatch,
+// nothing after it) is dropped, as Windows drops it.
+//
+// The recovered hive carries a clean base block: both sequence numbers
+// past every one in the primary and its logs, the bins size and first
+// flag of the last entry, the checksum recomputed. Writing its differing
+// pages back into the primary file in place, with that base block, leaves
+// Windows nothing to replay over edits made on top of it; the log files
+// can stay as they are, as Windows ignores the logs of a clean hive. The
+// file never grows: if the logs need more bins than the file holds
+// (Recovery.Grown), the hive cannot be written back offline.
+//
+// Edits themselves do not touch the base block: they are made in place
+// in existing bins, so the hive bins data size does not change. The
+// checksum covers only the first 508 bytes of the base block; if an edit
+// ever did change a base block byte, the patch set would also carry the
+// recomputed checksum.
 //
 // # Chaining edits
 //
