@@ -3,7 +3,9 @@ package regf
 import (
 	"bytes"
 	"encoding/xml"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +33,11 @@ func realFile(t testing.TB, name string) []byte {
 		return bytes.Clone(b.([]byte))
 	}
 	path := filepath.Join("testdata", name+".xz")
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && strings.HasPrefix(name, "yarp/") {
+		// A module download leaves the GPL-licensed yarp files out
+		// (testdata/yarp is a module of its own).
+		t.Skipf("%s is not here: yarp's test hives are only in a checkout of the repository", path)
+	}
 	b, err := exec.Command("xz", "-dc", path).Output()
 	if err != nil {
 		f, err := os.Open(path)
