@@ -82,6 +82,9 @@ func TestVerifyReportsProgress(t *testing.T) {
 	require.NoError(t, s.Verify(context.Background(), set, bps[1]))
 	var got []bootpoint.Transfer
 	for _, e := range events {
+		if e.Total == 0 {
+			continue // the step's announcement, not a transfer report
+		}
 		require.Equal(t, bootpoint.StepVerify, e.Step)
 		require.Equal(t, 1, e.Sequence)
 		require.Equal(t, 0, e.Disk)
