@@ -3,6 +3,7 @@ package xfs
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -51,16 +52,16 @@ func (fs *FS) walkDir(dir *Inode, fn func(name []byte, ino uint64, t FileType) e
 	}
 	dirFSBs := uint64(1) << fs.dirBlkLog
 	leafBlk := uint64(leafOffset / fs.blockSize)
-	// Collect the mapped logical blocks below the leaf offset, then read
-	// every directory block whose first block is mapped.
+	// Read every directory block below the leaf offset whose first block
+	// is mapped. ext is sorted and disjoint: a binary search finds the
+	// extent of a block.
 	phys := func(l uint64) (int64, bool) {
-		for _, e := range ext {
-			if l >= e.lblk && l < e.lblk+e.count && !e.unwritten {
-				off, _ := fs.fsbOffset(e.fsb+(l-e.lblk), 1)
-				return off, true
-			}
+		i := sort.Search(len(ext), func(i int) bool { return ext[i].lblk+ext[i].count > l })
+		if i == len(ext) || ext[i].lblk > l || ext[i].unwritten {
+			return 0, false
 		}
-		return 0, false
+		off, _ := fs.fsbOffset(ext[i].fsb+(l-ext[i].lblk), 1)
+		return off, true
 	}
 	single := true // a lone block at offset 0 may be a block-format dir
 	for _, e := range ext {
@@ -68,12 +69,19 @@ func (fs *FS) walkDir(dir *Inode, fn func(name []byte, ino uint64, t FileType) e
 			single = false
 		}
 	}
+	// Extents may name the same blocks again; a directory cannot have
+	// more data blocks than the filesystem has.
+	budget := fs.dblocks
 	for _, e := range ext {
 		if e.lblk >= leafBlk {
 			break
 		}
 		first := (e.lblk + dirFSBs - 1) &^ (dirFSBs - 1)
 		for l := first; l < e.lblk+e.count && l < leafBlk; l += dirFSBs {
+			if budget < dirFSBs {
+				return fmt.Errorf("%w: directory inode %d maps more blocks than the filesystem has", ErrCorrupt, dir.Num)
+			}
+			budget -= dirFSBs
 			blk := make([]byte, 0, fs.dirBlkSize)
 			for i := uint64(0); i < dirFSBs; i++ {
 				off, ok := phys(l + i)
@@ -327,10 +335,13 @@ func (fs *FS) resolve(path string, followLast bool) (*Inode, error) {
 	}
 	cur := root
 	pending := splitPath(path)
-	hops := 0
+	hops, lookups := 0, 0
 	for len(pending) > 0 {
 		name := pending[0]
 		pending = pending[1:]
+		if lookups++; lookups > maxLookups {
+			return nil, fmt.Errorf("%q: %w: more than %d lookups", path, ErrLoop, maxLookups)
+		}
 		if !cur.IsDir() {
 			return nil, fmt.Errorf("%q: %w (inode %d)", path, ErrNotDir, cur.Num)
 		}
