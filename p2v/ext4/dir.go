@@ -251,12 +251,15 @@ func (fs *FS) resolve(path string, followLast bool) (*Inode, error) {
 	}
 	cur := root
 	pending := strings.Split(path, "/")
-	hops := 0
+	hops, lookups := 0, 0
 	for len(pending) > 0 {
 		name := pending[0]
 		pending = pending[1:]
 		if name == "" || name == "." {
 			continue
+		}
+		if lookups++; lookups > maxLookups {
+			return nil, fmt.Errorf("%q: %w: more than %d lookups", path, ErrLoop, maxLookups)
 		}
 		if !cur.IsDir() {
 			return nil, fmt.Errorf("%q: %w (inode %d)", path, ErrNotDir, cur.Num)
