@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/standbykit/standbykit/internal/heapprobe"
+	"github.com/standbykit/standbykit/internal/oracle"
 )
 
 // TestClaimsBounded feeds filesystems whose superblock and inodes claim
@@ -94,5 +98,44 @@ func TestClaimsBounded(t *testing.T) {
 		if alloc > 1<<20 {
 			t.Errorf("%s: allocated %d bytes (%v)", name, alloc, err)
 		}
+	}
+}
+
+// TestResolutionBounded: a link whose target walks into a directory and
+// out again hundreds of times, followed forty times over, made one path
+// resolution read tens of thousands of directory blocks on a filesystem
+// of 256. Now the blocks one resolution reads are bounded by the
+// filesystem's (and the lookups by 4096).
+func TestResolutionBounded(t *testing.T) {
+	oracle.Require(t, "mkfs.ext4")
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	if err := os.MkdirAll(filepath.Join(root, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(strings.Repeat("d/../", 200)+"loop", filepath.Join(root, "loop")); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "img")
+	if err := os.WriteFile(img, make([]byte, tinySize), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	oracle.Run(t, "mkfs.ext4", "-q", "-F", "-d", root, "-b", "1024", "-N", "32", "-O", "^has_journal,^resize_inode", img)
+	b, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := Open(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rerr error
+	alloc := heapprobe.Allocated(func() { _, rerr = fsys.ReadFile("/loop/x") })
+	if !errors.Is(rerr, ErrCorrupt) && !errors.Is(rerr, ErrLoop) {
+		t.Fatalf("ReadFile = %v", rerr)
+	}
+	// Each lookup reads a 1 KiB block: 256 of them, not 16000.
+	if alloc > 2<<20 {
+		t.Fatalf("resolving allocated %d bytes (%v)", alloc, rerr)
 	}
 }

@@ -35,7 +35,9 @@ var errStop = errors.New("stop")
 const leafOffset = 32 << 30
 
 // walkDir calls fn for every entry of directory dir except "." and "..".
-func (fs *FS) walkDir(dir *Inode, fn func(name []byte, ino uint64, t FileType) error) error {
+// The blocks it reads are taken from budget (nil: the filesystem's block
+// count), which one path resolution shares among its lookups.
+func (fs *FS) walkDir(dir *Inode, budget *uint64, fn func(name []byte, ino uint64, t FileType) error) error {
 	if !dir.IsDir() {
 		return fmt.Errorf("%w: inode %d", ErrNotDir, dir.Num)
 	}
@@ -71,17 +73,21 @@ func (fs *FS) walkDir(dir *Inode, fn func(name []byte, ino uint64, t FileType) e
 	}
 	// Extents may name the same blocks again; a directory cannot have
 	// more data blocks than the filesystem has.
-	budget := fs.dblocks
+	if budget == nil {
+		budget = new(uint64)
+		*budget = fs.dblocks
+	}
 	for _, e := range ext {
 		if e.lblk >= leafBlk {
 			break
 		}
 		first := (e.lblk + dirFSBs - 1) &^ (dirFSBs - 1)
 		for l := first; l < e.lblk+e.count && l < leafBlk; l += dirFSBs {
-			if budget < dirFSBs {
-				return fmt.Errorf("%w: directory inode %d maps more blocks than the filesystem has", ErrCorrupt, dir.Num)
+			if *budget < dirFSBs {
+				return fmt.Errorf("%w: directory inode %d: more directory blocks read than the filesystem's %d",
+					ErrCorrupt, dir.Num, fs.dblocks)
 			}
-			budget -= dirFSBs
+			*budget -= dirFSBs
 			blk := make([]byte, 0, fs.dirBlkSize)
 			for i := uint64(0); i < dirFSBs; i++ {
 				off, ok := phys(l + i)
@@ -254,7 +260,7 @@ func (fs *FS) parentOf(dir *Inode) (uint64, error) {
 }
 
 // lookupIn finds name in directory dir.
-func (fs *FS) lookupIn(dir *Inode, name string) (uint64, error) {
+func (fs *FS) lookupIn(dir *Inode, name string, budget *uint64) (uint64, error) {
 	if name == "." {
 		return dir.Num, nil
 	}
@@ -268,7 +274,7 @@ func (fs *FS) lookupIn(dir *Inode, name string) (uint64, error) {
 		return fs.findDotDot(dir)
 	}
 	var found uint64
-	err := fs.walkDir(dir, func(n []byte, ino uint64, _ FileType) error {
+	err := fs.walkDir(dir, budget, func(n []byte, ino uint64, _ FileType) error {
 		if string(n) == name {
 			found = ino
 			return errStop
@@ -336,6 +342,9 @@ func (fs *FS) resolve(path string, followLast bool) (*Inode, error) {
 	cur := root
 	pending := splitPath(path)
 	hops, lookups := 0, 0
+	// Directory blocks read for the whole path: more than the filesystem
+	// holds means directories read over and over.
+	budget := fs.dblocks
 	for len(pending) > 0 {
 		name := pending[0]
 		pending = pending[1:]
@@ -345,7 +354,7 @@ func (fs *FS) resolve(path string, followLast bool) (*Inode, error) {
 		if !cur.IsDir() {
 			return nil, fmt.Errorf("%q: %w (inode %d)", path, ErrNotDir, cur.Num)
 		}
-		ino, err := fs.lookupIn(cur, name)
+		ino, err := fs.lookupIn(cur, name, &budget)
 		if err != nil {
 			return nil, fmt.Errorf("%q: looking up %q in directory inode %d: %w", path, name, cur.Num, err)
 		}
@@ -427,7 +436,7 @@ func (fs *FS) ReadDir(path string) ([]DirEntry, error) {
 		return nil, err
 	}
 	var out []DirEntry
-	err = fs.walkDir(in, func(n []byte, ino uint64, t FileType) error {
+	err = fs.walkDir(in, nil, func(n []byte, ino uint64, t FileType) error {
 		out = append(out, DirEntry{Name: string(n), Inode: ino, Type: t})
 		return nil
 	})
