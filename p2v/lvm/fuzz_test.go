@@ -17,7 +17,7 @@ import (
 
 // fuzzMaxPV caps the device size of FuzzReadPV, whose inputs are sparse
 // images (internal/fuzzimage).
-const fuzzMaxPV = 1 << 20
+const fuzzMaxPV = 256 << 10
 
 // seedPVs are the FuzzReadPV seeds: small PVs with metadata areas of a
 // few KiB (their LVs lie past the end of the image, which ReadPV does not
