@@ -70,6 +70,9 @@ func ReadPartitionTable(r io.ReaderAt, size int64, sectorSize int) (*PartitionTa
 	if sectorSize != 512 && sectorSize != 4096 {
 		return nil, fmt.Errorf("p2v: sector size %d", sectorSize)
 	}
+	if size < 512 {
+		return nil, fmt.Errorf("%w: a disk of %d bytes has no MBR", ErrNoPartitionTable, size)
+	}
 	mbr := make([]byte, 512)
 	if _, err := r.ReadAt(mbr, 0); err != nil {
 		return nil, fmt.Errorf("p2v: reading MBR: %w", err)
@@ -153,17 +156,23 @@ func readGPT(r io.ReaderAt, size int64, sectorSize int) (*PartitionTable, error)
 	ss := int64(sectorSize)
 	last := size/ss - 1
 	t := &PartitionTable{Scheme: SchemeGPT, SectorSize: sectorSize}
+	if last < 2 {
+		return nil, fmt.Errorf("%w: protective MBR on a disk of %d bytes, too small for a GPT", ErrBadPartitionTable, size)
+	}
 	h, entries, err := readGPTAt(r, 1, last, ss)
 	if err != nil {
 		var errBackup error
 		h, entries, errBackup = readGPTAt(r, last, last, ss)
 		if errBackup != nil {
-			return nil, fmt.Errorf("%w: primary GPT: %v; backup GPT: %v", ErrBadPartitionTable, err, errBackup)
+			return nil, fmt.Errorf("%w: primary GPT: %w; backup GPT: %w", ErrBadPartitionTable, err, errBackup)
 		}
 		t.Warnings = append(t.Warnings, "primary GPT header damaged ("+err.Error()+"); read the backup")
 	}
 	t.ID = guidString(h[56:72])
-	first, lastUsable := int64(binary.LittleEndian.Uint64(h[40:])), int64(binary.LittleEndian.Uint64(h[48:]))
+	// The usable range comes from the header, which a truncated image
+	// does not update: partitions must lie inside the disk too.
+	first, lastUsable := binary.LittleEndian.Uint64(h[40:]), binary.LittleEndian.Uint64(h[48:])
+	entryLBA := int64(binary.LittleEndian.Uint64(h[72:]))
 	esize := int(binary.LittleEndian.Uint32(h[84:]))
 	for i := 0; i*esize < len(entries); i++ {
 		e := entries[i*esize:][:esize]
@@ -171,12 +180,13 @@ func readGPT(r io.ReaderAt, size int64, sectorSize int) (*PartitionTable, error)
 		if typ == "00000000-0000-0000-0000-000000000000" {
 			continue
 		}
-		lo, hi := int64(binary.LittleEndian.Uint64(e[32:])), int64(binary.LittleEndian.Uint64(e[40:]))
-		if lo < first || hi > lastUsable || hi < lo {
-			return nil, fmt.Errorf("%w: GPT entry %d [%d,%d] outside usable sectors [%d,%d]", ErrBadPartitionTable, i+1, lo, hi, first, lastUsable)
+		lo, hi := binary.LittleEndian.Uint64(e[32:]), binary.LittleEndian.Uint64(e[40:])
+		if lo < first || hi > lastUsable || hi < lo || lo < 1 || hi > uint64(last) {
+			return nil, fmt.Errorf("%w: GPT entry %d (at byte %d) [%d,%d] outside usable sectors [%d,%d] of a disk of %d sectors",
+				ErrBadPartitionTable, i+1, entryLBA*ss+int64(i*esize), lo, hi, first, lastUsable, last+1)
 		}
 		t.Partitions = append(t.Partitions, Partition{
-			Number: i + 1, Start: lo * ss, Size: (hi - lo + 1) * ss, Type: typ, GUID: guidString(e[16:32]),
+			Number: i + 1, Start: int64(lo) * ss, Size: int64(hi-lo+1) * ss, Type: typ, GUID: guidString(e[16:32]),
 			Name: utf16Name(e[56:128]),
 		})
 	}

@@ -3,8 +3,6 @@ package p2v
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
-	"github.com/standbykit/standbykit/internal/oracle"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/standbykit/standbykit/internal/oracle"
 )
 
 // sfdiskTable is the part of `sfdisk --json` the tests compare with.
@@ -109,38 +109,4 @@ func TestNoPartitionTable(t *testing.T) {
 	require.ErrorIs(t, err, ErrNoPartitionTable)
 	_, err = ReadPartitionTable(bytes.NewReader(nil), 0, 512)
 	require.Error(t, err)
-}
-
-// FuzzPartitionTable: any bytes give a table or an error, never a panic,
-// and accepted partitions lie inside the disk.
-func FuzzPartitionTable(f *testing.F) {
-	for _, seed := range seedDisks(f) {
-		f.Add(seed)
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		tab, err := ReadPartitionTable(bytes.NewReader(data), int64(len(data)), 512)
-		if err != nil {
-			return
-		}
-		for _, p := range tab.Partitions {
-			if p.Start < 0 || p.Size <= 0 || p.Start+p.Size > int64(len(data)) {
-				t.Fatalf("partition %+v outside a disk of %d bytes", p, len(data))
-			}
-		}
-	})
-}
-
-// seedDisks builds small MBR and GPT disks without external tools.
-func seedDisks(tb testing.TB) [][]byte {
-	mbr := make([]byte, 64<<10)
-	mbr[446] = 0x80
-	mbr[446+4] = 0x83
-	putLE32(mbr[446+8:], 1)
-	putLE32(mbr[446+12:], 100)
-	mbr[510], mbr[511] = 0x55, 0xaa
-	return [][]byte{mbr, []byte(fmt.Sprint("short"))}
-}
-
-func putLE32(b []byte, v uint32) {
-	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,12 +30,12 @@ const (
 )
 
 // Patch is a same-size, in-place byte edit of a disk: Data replaces the
-// bytes at Offset.
+// bytes at Offset. The JSON field names are part of the API (see Plan).
 type Patch struct {
-	Disk   int
-	Offset int64
-	Data   []byte
-	Why    string // for the operator: what the edit does and why
+	Disk   int    `json:"disk"`
+	Offset int64  `json:"offset"`
+	Data   []byte `json:"data"`
+	Why    string `json:"why"` // for the operator: what the edit does and why
 }
 
 // End returns the first offset past the patch.
@@ -43,12 +44,43 @@ func (p Patch) End() int64 { return p.Offset + int64(len(p.Data)) }
 // Plan is what inspection decided for one backup point: the virtual
 // hardware the guest can boot on and the byte patches that make it do so.
 // A zero Plan patches nothing.
+//
+// Its JSON form (p2vinspect --json prints it) is stable:
+//
+//	{
+//	  "firmware": "bios" | "efi",
+//	  "guestId": "windows2019srv_64Guest",  // "" when no OS was recognised
+//	  "controller": "pvscsi" | "lsilogic-sas" | "sata" | "nvme" | "",
+//	  "patches": [                          // [] when there is nothing to patch
+//	    {
+//	      "disk": 0,                        // index of the disk, 0 the boot disk
+//	      "offset": 1048576,                // byte offset on that disk
+//	      "data": "AAAAAA==",               // the bytes written there, base64
+//	      "why": "…"                        // for the operator
+//	    }
+//	  ],
+//	  "warnings": ["…"]                     // [] when there are none
+//	}
 type Plan struct {
-	Firmware   Firmware
-	GuestID    string // ESXi guest OS identifier, e.g. "windows2019srv_64Guest"
-	Controller Controller
-	Patches    []Patch
-	Warnings   []string
+	Firmware   Firmware   `json:"firmware"`
+	GuestID    string     `json:"guestId"` // ESXi guest OS identifier, e.g. "windows2019srv_64Guest"
+	Controller Controller `json:"controller"`
+	Patches    []Patch    `json:"patches"`
+	Warnings   []string   `json:"warnings"`
+}
+
+// MarshalJSON writes empty patch and warning lists as [], not null, so
+// that the JSON form has one shape.
+func (p Plan) MarshalJSON() ([]byte, error) {
+	type plain Plan // without this method
+	q := plain(p)
+	if q.Patches == nil {
+		q.Patches = []Patch{}
+	}
+	if q.Warnings == nil {
+		q.Warnings = []string{}
+	}
+	return json.Marshal(q)
 }
 
 // ErrOverlap is returned for patches of one disk that overlap each other.

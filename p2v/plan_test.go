@@ -2,6 +2,7 @@ package p2v
 
 import (
 	"bytes"
+	"encoding/json"
 	"math/rand/v2"
 	"testing"
 
@@ -57,4 +58,22 @@ func TestDigest(t *testing.T) {
 	require.Equal(t, a.Digest(), b.Digest())
 	require.NotEqual(t, a.Digest(), c.Digest())
 	require.Len(t, (&Plan{}).Digest(), 64)
+}
+
+// TestPlanJSON pins the JSON form documented on Plan.
+func TestPlanJSON(t *testing.T) {
+	plan := &Plan{Firmware: FirmwareEFI, GuestID: "windows2019srv_64Guest", Controller: ControllerPVSCSI,
+		Patches:  []Patch{{Disk: 1, Offset: 4096, Data: []byte{0, 1, 2}, Why: "because"}},
+		Warnings: []string{"careful"}}
+	b, err := json.Marshal(plan)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"firmware": "efi", "guestId": "windows2019srv_64Guest", "controller": "pvscsi",
+		"patches": [{"disk": 1, "offset": 4096, "data": "AAEC", "why": "because"}], "warnings": ["careful"]}`, string(b))
+	var back Plan
+	require.NoError(t, json.Unmarshal(b, &back))
+	require.Equal(t, *plan, back)
+
+	b, err = json.Marshal(Plan{Firmware: FirmwareBIOS})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"firmware": "bios", "guestId": "", "controller": "", "patches": [], "warnings": []}`, string(b))
 }

@@ -27,7 +27,8 @@ func TestInspectImagePointAndRawDisk(t *testing.T) {
 	require.NoError(t, os.WriteFile(raw, s.Disks[1], 0o644))
 	out.Reset()
 	require.NoError(t, run(ctx, []string{"--json", raw}, &out))
-	require.Contains(t, out.String(), `"Firmware": "bios"`)
+	require.Contains(t, out.String(), `"firmware": "bios"`)
+	require.Contains(t, out.String(), `"patches": []`)
 
 	require.Error(t, run(ctx, nil, &out))
 	require.Error(t, run(ctx, []string{"--images", dir, "--point", "9"}, &out))

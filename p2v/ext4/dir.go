@@ -33,8 +33,10 @@ type DirEntry struct {
 var errStop = errors.New("stop")
 
 // walkDir calls fn for every live entry of directory dir, "." and ".."
-// included, in on-disk order.
-func (fs *FS) walkDir(dir *Inode, fn func(name []byte, ino uint32, t FileType) error) error {
+// included, in on-disk order. The blocks it reads are taken from bud
+// (nil: a budget of the filesystem's blocks), which one path resolution
+// shares among its lookups.
+func (fs *FS) walkDir(dir *Inode, bud *budget, fn func(name []byte, ino uint32, t FileType) error) error {
 	if !dir.IsDir() {
 		return fmt.Errorf("%w: inode %d", ErrNotDir, dir.Num)
 	}
@@ -50,6 +52,9 @@ func (fs *FS) walkDir(dir *Inode, fn func(name []byte, ino uint32, t FileType) e
 		return err
 	}
 	seed := fs.inodeSeed(dir.Num, dir.Generation)
+	if bud == nil {
+		bud = &budget{left: fs.blocksCount}
+	}
 	const chunk = 64 // blocks read at once
 	for _, e := range m.extents {
 		if e.uninit || e.logical >= n {
@@ -58,6 +63,10 @@ func (fs *FS) walkDir(dir *Inode, fn func(name []byte, ino uint32, t FileType) e
 		length := min(e.length, n-e.logical)
 		for done := uint64(0); done < length; done += chunk {
 			k := min(chunk, length-done)
+			if !bud.take(k) {
+				return fmt.Errorf("%w: directory inode %d: more directory blocks read than the filesystem's %d",
+					ErrCorrupt, dir.Num, fs.blocksCount)
+			}
 			buf := make([]byte, int64(k)*fs.blockSize)
 			if err := fs.readAt(buf, int64(e.physical+done)*fs.blockSize); err != nil {
 				return fmt.Errorf("directory inode %d: %w", dir.Num, err)
@@ -219,9 +228,9 @@ func (fs *FS) inlineData(in *Inode) ([]byte, []Range, error) {
 }
 
 // lookupIn returns the inode number of name in directory dir.
-func (fs *FS) lookupIn(dir *Inode, name string) (uint32, error) {
+func (fs *FS) lookupIn(dir *Inode, name string, bud *budget) (uint32, error) {
 	var found uint32
-	err := fs.walkDir(dir, func(n []byte, ino uint32, _ FileType) error {
+	err := fs.walkDir(dir, bud, func(n []byte, ino uint32, _ FileType) error {
 		if string(n) == name {
 			found = ino
 			return errStop
@@ -251,17 +260,23 @@ func (fs *FS) resolve(path string, followLast bool) (*Inode, error) {
 	}
 	cur := root
 	pending := strings.Split(path, "/")
-	hops := 0
+	hops, lookups := 0, 0
+	// Directory blocks read for the whole path: more than the filesystem
+	// holds means directories read over and over.
+	bud := &budget{left: fs.blocksCount}
 	for len(pending) > 0 {
 		name := pending[0]
 		pending = pending[1:]
 		if name == "" || name == "." {
 			continue
 		}
+		if lookups++; lookups > maxLookups {
+			return nil, fmt.Errorf("%q: %w: more than %d lookups", path, ErrLoop, maxLookups)
+		}
 		if !cur.IsDir() {
 			return nil, fmt.Errorf("%q: %w (inode %d)", path, ErrNotDir, cur.Num)
 		}
-		ino, err := fs.lookupIn(cur, name)
+		ino, err := fs.lookupIn(cur, name, bud)
 		if err != nil {
 			return nil, fmt.Errorf("%q: looking up %q in directory inode %d: %w", path, name, cur.Num, err)
 		}
@@ -327,7 +342,7 @@ func (fs *FS) ReadDir(path string) ([]DirEntry, error) {
 		return nil, err
 	}
 	var out []DirEntry
-	err = fs.walkDir(dir, func(name []byte, ino uint32, t FileType) error {
+	err = fs.walkDir(dir, nil, func(name []byte, ino uint32, t FileType) error {
 		if s := string(name); s != "." && s != ".." {
 			out = append(out, DirEntry{Name: s, Inode: ino, Type: t})
 		}

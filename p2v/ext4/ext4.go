@@ -31,6 +31,11 @@ const MaxReadSize = 64 << 20
 // resolving one path.
 const maxSymlinkHops = 40
 
+// maxLookups bounds the directory lookups of one path resolution: links
+// whose targets are long runs of "x/.." would otherwise make 40 hops
+// cost tens of thousands of directory walks.
+const maxLookups = 4096
+
 // Superblock feature bits this package looks at.
 const (
 	compatSparseSuper2 = 0x200

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"slices"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -334,8 +335,8 @@ func (p *parser) body(s *source, e *Entry, crc bool, check uint32) error {
 	}
 	var data []byte
 	if keepCap > 0 && e.Size <= keepCap {
-		data = make([]byte, e.Size)
-		if err := s.readFull(data); err != nil {
+		var err error
+		if data, err = readKept(s, e.Size); err != nil {
 			return err
 		}
 		if sumFn != nil {
@@ -374,6 +375,24 @@ func (p *parser) body(s *source, e *Entry, crc bool, check uint32) error {
 		}
 	}
 	return nil
+}
+
+// readKept reads the n bytes of an entry's data it keeps, growing the
+// buffer as the bytes arrive: a header claiming megabytes in front of a
+// truncated stream must not allocate them.
+func readKept(s *source, n int64) ([]byte, error) {
+	data := make([]byte, 0, min(n, 64<<10))
+	for int64(len(data)) < n {
+		if len(data) == cap(data) {
+			data = slices.Grow(data, int(min(n, 2*int64(cap(data))))-len(data))
+		}
+		k := int(min(n-int64(len(data)), int64(cap(data)-len(data))))
+		if err := s.readFull(data[len(data) : len(data)+k]); err != nil {
+			return nil, err
+		}
+		data = data[:len(data)+k]
+	}
+	return data, nil
 }
 
 // fileMode converts a cpio (Unix st_mode) mode to an fs.FileMode.

@@ -11,12 +11,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/standbykit/standbykit/internal/fuzzimage"
 )
 
-// fuzzSize is the device size of FuzzReadPV: shorter inputs are
-// zero-extended, so seeds keep only the image up to its last non-zero
-// byte.
-const fuzzSize = 64 << 10
+// fuzzMaxPV caps the device size of FuzzReadPV, whose inputs are sparse
+// images (internal/fuzzimage).
+const fuzzMaxPV = 256 << 10
 
 // seedPVs are the FuzzReadPV seeds: small PVs with metadata areas of a
 // few KiB (their LVs lie past the end of the image, which ReadPV does not
@@ -38,7 +39,7 @@ func seedPVs(tb testing.TB) map[string][]byte {
 		PEStart: 16 << 10, Text: real, TextOffset: 4096, NoExt: true}
 	out := map[string][]byte{}
 	for name, s := range map[string]imgSpec{"layout": base, "wrapped": wrapped, "orphan": orphan, "two-mdas": two, "xenserver": xen} {
-		out[name] = trimZeros(buildPV(tb, s))
+		out[name] = fuzzimage.Sparse(buildPV(tb, s))
 	}
 	return out
 }
@@ -56,10 +57,8 @@ func FuzzReadPV(f *testing.F) {
 	for _, b := range seedPVs(f) {
 		f.Add(b)
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		if len(data) < fuzzSize {
-			data = append(data, make([]byte, fuzzSize-len(data))...)
-		}
+	f.Fuzz(func(t *testing.T, input []byte) {
+		data := fuzzimage.Decode(input, fuzzMaxPV).Bytes()
 		readPVFuzz(t, data)
 		// Again with the checksums made right, so that mutations reach the
 		// parsing behind them.

@@ -1,7 +1,6 @@
 package lvm
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"testing"
@@ -370,6 +369,3 @@ func testPVs(tb testing.TB) (pv0, pv1 []byte) {
 	pv1 = buildPV(tb, imgSpec{UUID: tUUID1, Size: tPVSize, LabelSector: 1, MDASize: tPEStart - 4096, PEStart: tPEStart, Text: text, TextOffset: 20480})
 	return pv0, pv1
 }
-
-// trimZeros drops trailing zero bytes (fuzz seeds are zero-extended).
-func trimZeros(b []byte) []byte { return bytes.TrimRight(b, "\x00") }

@@ -17,8 +17,8 @@ type Extent struct {
 // ToPV maps the byte offset off of logical volume lv to the PV holding
 // it: the PV's metadata name, the byte offset on that PV, and how many
 // bytes from there on are stored contiguously on that PV (to the end of
-// a stripe chunk, or of a run of linear segments that follow each other
-// on the PV). An offset outside the LV is ErrNotFound; an LV with
+// a stripe chunk, or of a run of up to 256 linear segments that follow
+// each other on the PV). An offset outside the LV is ErrNotFound; an LV with
 // segments other than linear or striped is ErrUnsupported.
 func (vg *VG) ToPV(lv string, off int64) (pvName string, pvOff int64, contiguous int64, err error) {
 	l, err := vg.LV(lv)
@@ -47,8 +47,10 @@ func (vg *VG) toPV(l *LV, off int64) (string, int64, int64, error) {
 	if err != nil || l.Segments[i].StripeCount != 1 {
 		return name, pvOff, n, err
 	}
-	// Extend over following linear segments that continue on the PV.
-	for end := pvOff + n; i+1 < len(l.Segments); i++ {
+	// Extend over following linear segments that continue on the PV, a
+	// bounded number of them so that each call stays cheap on an LV of
+	// thousands of segments (the result only shrinks).
+	for end, last := pvOff+n, min(len(l.Segments), i+1+maxMergedSegments); i+1 < last; i++ {
 		s := &l.Segments[i+1]
 		if !s.supported() || s.StripeCount != 1 {
 			break
@@ -62,6 +64,9 @@ func (vg *VG) toPV(l *LV, off int64) (string, int64, int64, error) {
 	}
 	return name, pvOff, n, nil
 }
+
+// maxMergedSegments bounds the segments one toPV call merges.
+const maxMergedSegments = 256
 
 // segToPV maps byte off within segment s.
 func (vg *VG) segToPV(s *Segment, off int64) (string, int64, int64, error) {

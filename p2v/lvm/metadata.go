@@ -17,6 +17,11 @@ type VG struct {
 	ExtentSize int64 // bytes
 	PVs        []PVInfo
 	LVs        []LV
+
+	// Indexes of PVs and LVs by name, built by ParseMetadata so that
+	// metadata listing thousands of them is not read in quadratic time.
+	// Lookups check a hit against the slices and scan them on a miss.
+	pvIndex, lvIndex map[string]int
 }
 
 // PVInfo is one entry of the VG's physical_volumes section.
@@ -100,7 +105,7 @@ func ParseMetadata(text []byte) (*VG, error) {
 	if s == nil {
 		return nil, fmt.Errorf("%w: no volume group in metadata", ErrCorrupt)
 	}
-	vg := &VG{Name: s.name, Status: s.strList("status")}
+	vg := &VG{Name: s.name, Status: s.strList("status"), pvIndex: map[string]int{}, lvIndex: map[string]int{}}
 	vg.UUID, _ = s.str("id")
 	vg.Seqno, _ = s.int("seqno")
 	es, ok := s.int("extent_size")
@@ -115,9 +120,10 @@ func ParseMetadata(text []byte) (*VG, error) {
 			if err != nil {
 				return nil, fmt.Errorf("VG %s: %w", vg.Name, err)
 			}
-			if vg.pv(pi.Name) != nil {
+			if _, dup := vg.pvIndex[pi.Name]; dup {
 				return nil, fmt.Errorf("%w: VG %s: PV %s listed twice", ErrCorrupt, vg.Name, pi.Name)
 			}
+			vg.pvIndex[pi.Name] = len(vg.PVs)
 			vg.PVs = append(vg.PVs, pi)
 		}
 	}
@@ -127,9 +133,10 @@ func ParseMetadata(text []byte) (*VG, error) {
 			if err != nil {
 				return nil, fmt.Errorf("VG %s: %w", vg.Name, err)
 			}
-			if _, err := vg.LV(lv.Name); err == nil {
+			if _, dup := vg.lvIndex[lv.Name]; dup {
 				return nil, fmt.Errorf("%w: VG %s: LV %s listed twice", ErrCorrupt, vg.Name, lv.Name)
 			}
+			vg.lvIndex[lv.Name] = len(vg.LVs)
 			vg.LVs = append(vg.LVs, lv)
 		}
 	}
@@ -241,6 +248,11 @@ func (vg *VG) parseSegment(s *cfgSection) (Segment, error) {
 
 // pv returns the PV of that metadata name, or nil.
 func (vg *VG) pv(name string) *PVInfo {
+	if vg.pvIndex != nil {
+		if i, ok := vg.pvIndex[name]; ok && i < len(vg.PVs) && vg.PVs[i].Name == name {
+			return &vg.PVs[i]
+		}
+	}
 	for i := range vg.PVs {
 		if vg.PVs[i].Name == name {
 			return &vg.PVs[i]
@@ -266,6 +278,11 @@ func (vg *VG) PV(nameOrUUID string) (*PVInfo, error) {
 
 // LV returns the logical volume of that name.
 func (vg *VG) LV(name string) (*LV, error) {
+	if vg.lvIndex != nil {
+		if i, ok := vg.lvIndex[name]; ok && i < len(vg.LVs) && vg.LVs[i].Name == name {
+			return &vg.LVs[i], nil
+		}
+	}
 	for i := range vg.LVs {
 		if vg.LVs[i].Name == name {
 			return &vg.LVs[i], nil

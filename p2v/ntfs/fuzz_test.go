@@ -10,78 +10,16 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/standbykit/standbykit/internal/fuzzimage"
 	"github.com/standbykit/standbykit/internal/oracle"
 	"github.com/stretchr/testify/require"
 )
 
-// The fuzz input is a sparse volume image, so that seeds stay small while
-// holding every structure the package reads (a whole mkntfs volume is
-// megabytes, mostly zeros):
-//
-//	uint32 LE  volume size in 4 KiB units (capped at 64 MiB)
-//	repeated:  uint32 LE offset, uint16 LE length, length bytes
-//
-// Chunks are laid over a zero volume in order; a truncated chunk is cut.
+// The fuzz input is a sparse volume image (internal/fuzzimage), so that
+// seeds stay small while holding every structure the package reads (a
+// whole mkntfs volume is megabytes, mostly zeros).
 
 const fuzzMaxVolume = 64 << 20
-
-type chunk struct {
-	off  int64
-	data []byte
-}
-
-// sparseImage is an io.ReaderAt over chunks laid on zeros.
-type sparseImage struct {
-	size   int64
-	chunks []chunk
-}
-
-func decodeSparse(b []byte) *sparseImage {
-	if len(b) < 4 {
-		return &sparseImage{}
-	}
-	s := &sparseImage{size: int64(binary.LittleEndian.Uint32(b)) * 4096}
-	s.size = min(s.size, fuzzMaxVolume)
-	b = b[4:]
-	for len(b) >= 6 {
-		off := int64(binary.LittleEndian.Uint32(b))
-		n := int(binary.LittleEndian.Uint16(b[4:]))
-		b = b[6:]
-		n = min(n, len(b))
-		s.chunks = append(s.chunks, chunk{off, b[:n]})
-		b = b[n:]
-	}
-	return s
-}
-
-func (s *sparseImage) ReadAt(p []byte, off int64) (int, error) {
-	clear(p)
-	end := off + int64(len(p))
-	for _, c := range s.chunks {
-		cEnd := c.off + int64(len(c.data))
-		if c.off >= end || cEnd <= off {
-			continue
-		}
-		from, to := max(c.off, off), min(cEnd, end)
-		copy(p[from-off:to-off], c.data[from-c.off:to-c.off])
-	}
-	return len(p), nil
-}
-
-// encodeSparse writes chunks in the fuzz input format.
-func encodeSparse(size int64, chunks []chunk) []byte {
-	out := binary.LittleEndian.AppendUint32(nil, uint32(size/4096))
-	for _, c := range chunks {
-		for len(c.data) > 0 {
-			n := min(len(c.data), 0xFFFF)
-			out = binary.LittleEndian.AppendUint32(out, uint32(c.off))
-			out = binary.LittleEndian.AppendUint16(out, uint16(n))
-			out = append(out, c.data[:n]...)
-			c.data, c.off = c.data[n:], c.off+int64(n)
-		}
-	}
-	return out
-}
 
 var fuzzPaths = []string{"/SYSTEM", "/small.txt", "/$Extend/SYSTEM", "/$extend/f05", "/alist", "/nope", "/$UpCase"}
 
@@ -131,10 +69,10 @@ func exercise(v *Volume) {
 
 func FuzzOpen(f *testing.F) {
 	f.Add([]byte{})
-	f.Add(encodeSparse(1<<20, []chunk{{3, []byte("NTFS    ")}}))
+	f.Add(fuzzimage.Encode(1<<20, []fuzzimage.Chunk{{Off: 3, Data: []byte("NTFS    ")}}))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		img := decodeSparse(data)
-		v, err := Open(img, img.size)
+		img := fuzzimage.Decode(data, fuzzMaxVolume)
+		v, err := Open(img, img.Size())
 		if err != nil {
 			return
 		}
@@ -142,41 +80,18 @@ func FuzzOpen(f *testing.F) {
 	})
 }
 
-// nonZeroChunks returns the non-zero stretches of b (at volume offset off),
-// merging stretches separated by fewer than 16 zeros.
-func nonZeroChunks(off int64, b []byte) []chunk {
-	var out []chunk
-	for i := 0; i < len(b); {
-		if b[i] == 0 {
-			i++
-			continue
-		}
-		j, zeros := i, 0
-		for k := i; k < len(b) && zeros < 16; k++ {
-			if b[k] == 0 {
-				zeros++
-			} else {
-				zeros, j = 0, k+1
-			}
-		}
-		out = append(out, chunk{off + int64(i), b[i:j]})
-		i = j
-	}
-	return out
-}
-
 // seedChunks extracts from a real volume the structures FuzzOpen reads:
 // the boot sector, the in-use MFT records, index blocks and small files'
 // data.
-func seedChunks(t *testing.T, imgPath string) (int64, []chunk) {
+func seedChunks(t *testing.T, imgPath string) (int64, []fuzzimage.Chunk) {
 	img, err := os.ReadFile(imgPath)
 	require.NoError(t, err)
 	v, err := openBytes(img)
 	require.NoError(t, err)
-	var out []chunk
+	var out []fuzzimage.Chunk
 	add := func(rs []Range) {
 		for _, r := range rs {
-			out = append(out, nonZeroChunks(r.Offset, img[r.Offset:r.End()])...)
+			out = append(out, fuzzimage.NonZero(r.Offset, img[r.Offset:r.End()])...)
 		}
 	}
 	add([]Range{{Offset: 0, Length: 512}})
@@ -212,7 +127,7 @@ func seedChunks(t *testing.T, imgPath string) (int64, []chunk) {
 			}
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].off < out[j].off })
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Off < out[j].Off })
 	return int64(len(img)), out
 }
 
@@ -230,7 +145,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 			// A $MFT with an attribute list.
 			imgPath, _, _ := mftListImage(t, 20)
 			size, chunks := seedChunks(t, imgPath)
-			writeSeed(t, filepath.Join(dir, "mft-attribute-list"), encodeSparse(size, chunks))
+			writeSeed(t, filepath.Join(dir, "mft-attribute-list"), fuzzimage.Encode(size, chunks))
 			continue
 		}
 		imgPath := mkvol(t, 4<<20, cluster)
@@ -251,11 +166,11 @@ func TestWriteFuzzSeeds(t *testing.T) {
 			put(t, imgPath, "/alist", randBytes(3, 2000))
 		}
 		size, chunks := seedChunks(t, imgPath)
-		data := encodeSparse(size, chunks)
+		data := fuzzimage.Encode(size, chunks)
 
 		// The seed must still work through the fuzz harness.
-		img := decodeSparse(data)
-		v, err := Open(img, img.size)
+		img := fuzzimage.Decode(data, fuzzMaxVolume)
+		v, err := Open(img, img.Size())
 		require.NoError(t, err)
 		exercise(v)
 		f, err := v.Lookup("/$Extend/F05")

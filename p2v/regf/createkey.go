@@ -234,7 +234,7 @@ func (h *Hive) addSubkey(parent *Key, name, what string) ([]Patch, error) {
 // leafLastName returns the name of the last key of an lf/lh/li leaf.
 func (h *Hive) leafLastName(off uint32) (string, error) {
 	var offs []uint32
-	if err := h.readList(off, maxListDepth, &offs); err != nil {
+	if err := h.readList(off, maxListDepth, ^uint32(0), &offs); err != nil { // one leaf: its cell bounds it
 		return "", err
 	}
 	if len(offs) == 0 {

@@ -1,20 +1,23 @@
 package regf
 
-import "testing"
+import (
+	"testing"
 
-// FuzzOpen opens arbitrary bytes, walks every key and value (bounded)
-// and tries edits: errors must be typed, nothing may panic.
+	"github.com/standbykit/standbykit/internal/fuzzimage"
+)
+
+// fuzzMaxHive caps the size of the hives FuzzOpen builds.
+const fuzzMaxHive = 1 << 20
+
+// FuzzOpen opens a hive given as a sparse image (internal/fuzzimage: its
+// non-zero bytes only, so that inputs stay small), walks every key and
+// value (bounded) and tries edits: errors must be typed, nothing may
+// panic. Go's minimizer is quadratic in the input size, so bound it:
 //
-// Hives are at least 8 KiB, and Go's minimizer is quadratic in the input
-// size, so bound the minimization or the fuzzer stalls on each new input:
-//
-//	go test -run '^$' -fuzz FuzzOpen -fuzzminimizetime 200x ./p2v/regf
+//	go test -run '^$' -fuzz FuzzOpen -fuzzminimizetime 5s ./p2v/regf
 func FuzzOpen(f *testing.F) {
-	f.Add(minimalHive())
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if len(b) > 1<<20 {
-			return
-		}
-		exercise(t, b)
+	f.Add(fuzzimage.Sparse(minimalHive()))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		exercise(t, fuzzimage.Decode(data, fuzzMaxHive).Bytes())
 	})
 }

@@ -118,8 +118,13 @@ func (k *Key) subkeyOffsets() ([]uint32, error) {
 	if off == noOffset {
 		return nil, fmt.Errorf("%w: key %q has %d subkeys but no list", ErrCorrupt, k.name, n)
 	}
+	// Each subkey is an nk cell of its own: the bins bound the count.
+	if uint64(n) > uint64(len(k.h.bins))/minNKCell {
+		return nil, fmt.Errorf("%w: key %q (nk cell at %#x) claims %d subkeys, more than %d bytes of hive bins hold",
+			ErrCorrupt, k.name, k.off, n, len(k.h.bins))
+	}
 	var out []uint32
-	if err := k.h.readList(off, 0, &out); err != nil {
+	if err := k.h.readList(off, 0, n, &out); err != nil {
 		return nil, fmt.Errorf("subkeys of %q: %w", k.name, err)
 	}
 	if uint32(len(out)) != n {
@@ -128,8 +133,14 @@ func (k *Key) subkeyOffsets() ([]uint32, error) {
 	return out, nil
 }
 
-// readList appends the nk offsets of the lf/lh/li/ri list at off.
-func (h *Hive) readList(off uint32, depth int, out *[]uint32) error {
+// minNKCell is the smallest cell an nk record fits in: size field and
+// fixed fields, rounded up to the cell alignment.
+const minNKCell = (4 + nkName + 7) &^ 7
+
+// readList appends the nk offsets of the lf/lh/li/ri list at off, at
+// most limit in all: an ri list naming one big list many times must not
+// multiply it.
+func (h *Hive) readList(off uint32, depth int, limit uint32, out *[]uint32) error {
 	c, err := h.cell(off)
 	if err != nil {
 		return err
@@ -157,10 +168,13 @@ func (h *Hive) readList(off uint32, depth int, out *[]uint32) error {
 	for i := 0; i < n; i++ {
 		e := le32(c, 4+i*stride)
 		if sig == "ri" {
-			if err := h.readList(e, depth+1, out); err != nil {
+			if err := h.readList(e, depth+1, limit, out); err != nil {
 				return err
 			}
 			continue
+		}
+		if uint32(len(*out)) >= limit {
+			return fmt.Errorf("%w: %s list at %#x holds more than the %d subkeys its key claims", ErrCorrupt, sig, off, limit)
 		}
 		*out = append(*out, e)
 	}

@@ -1,33 +1,48 @@
 package regf
 
 import (
-	"fmt"
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/standbykit/standbykit/internal/fuzzimage"
 )
 
-// TestWriteSeeds regenerates testdata/small.hiv (used by the example) and
-// the FuzzOpen seed corpus when STANDBYKIT_WRITE_SEEDS=1; it needs
-// hivexsh.
-func TestWriteSeeds(t *testing.T) {
-	if os.Getenv("STANDBYKIT_WRITE_SEEDS") != "1" {
-		t.Skip("set STANDBYKIT_WRITE_SEEDS=1 to regenerate testdata")
-	}
-	small := buildSmall(t)
-	require.NoError(t, os.WriteFile(filepath.Join("testdata", "small.hiv"), small, 0o644))
-	dir := filepath.Join("testdata", "fuzz", "FuzzOpen")
-	require.NoError(t, os.MkdirAll(dir, 0o755))
-	seeds := map[string][]byte{
+// fuzzSeeds are the FuzzOpen seeds, as hives.
+func fuzzSeeds(t *testing.T) map[string][]byte {
+	return map[string][]byte{
 		"minimal": minimalHive(),
-		"small":   small,
+		"small":   smallHive(t),
 		"notregf": []byte("hbin\x00\x00\x00\x00"),
+		// TestSubkeyListAmplification's hive, smaller.
+		"regress-ri-amplification": amplifiedHive(t, 250, 250*250),
 	}
-	for name, b := range seeds {
-		data := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)
-		require.LessOrEqual(t, len(data), 64<<10, name)
-		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644))
+}
+
+// TestWriteSeeds regenerates testdata/small.hiv (used by the example and
+// a seed; it needs hivexsh) and the FuzzOpen seed corpus when
+// STANDBYKIT_WRITE_SEEDS=1; otherwise it checks that the committed seeds
+// are current.
+func TestWriteSeeds(t *testing.T) {
+	write := os.Getenv("STANDBYKIT_WRITE_SEEDS") == "1"
+	if write {
+		require.NoError(t, os.WriteFile(filepath.Join("testdata", "small.hiv"), buildSmall(t), 0o644))
+	}
+	dir := filepath.Join("testdata", "fuzz", "FuzzOpen")
+	for name, hive := range fuzzSeeds(t) {
+		seed := fuzzimage.Sparse(hive)
+		require.Equal(t, hive, fuzzimage.Decode(seed, fuzzMaxHive).Bytes()[:len(hive)], name)
+		path := filepath.Join(dir, name)
+		if write {
+			require.LessOrEqual(t, len(fuzzimage.FormatCorpusFile(seed)), 16<<10, name)
+			require.NoError(t, fuzzimage.WriteCorpusFile(path, seed))
+			continue
+		}
+		got, err := fuzzimage.ReadCorpusFile(path)
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(seed, got), "%s is stale: run STANDBYKIT_WRITE_SEEDS=1 go test -run TestWriteSeeds ./p2v/regf", path)
 	}
 }

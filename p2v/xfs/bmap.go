@@ -29,7 +29,6 @@ func decodeExtent(rec []byte) extent {
 // checked for overlaps and for blocks outside the filesystem.
 func (fs *FS) extents(in *Inode) ([]extent, error) {
 	var ext []extent
-	budget := uint64(fs.size/fs.blockSize) + 1 // bounds the btree walk
 	switch in.Format {
 	case fmtExtents:
 		n := in.nextents
@@ -49,12 +48,14 @@ func (fs *FS) extents(in *Inode) ([]extent, error) {
 		if level == 0 || level > maxBtreeDepth || nrecs == 0 || nrecs > maxr {
 			return nil, fmt.Errorf("%w: inode %d: bmap btree root of level %d with %d records", ErrCorrupt, in.Num, level, nrecs)
 		}
+		w := &bmbtWalk{in: in, visited: map[uint64]bool{}}
 		for i := 0; i < nrecs; i++ {
 			ptr := be.Uint64(f[4+maxr*8+i*8:])
-			if err := fs.walkBmbt(in, ptr, level-1, &ext, &budget); err != nil {
+			if err := fs.walkBmbt(w, ptr, level-1); err != nil {
 				return nil, err
 			}
 		}
+		ext = w.ext
 	default:
 		return nil, fmt.Errorf("%w: inode %d: data fork format %d has no extents", ErrCorrupt, in.Num, in.Format)
 	}
@@ -78,16 +79,26 @@ func (fs *FS) extents(in *Inode) ([]extent, error) {
 	return ext, nil
 }
 
-// walkBmbt appends the extents under bmap btree block fsb of the given level.
-func (fs *FS) walkBmbt(in *Inode, fsb uint64, level int, ext *[]extent, budget *uint64) error {
-	if *budget == 0 {
-		return fmt.Errorf("%w: inode %d: bmap btree has more blocks than the filesystem", ErrCorrupt, in.Num)
-	}
-	*budget--
+// bmbtWalk is the state of one bmap btree walk.
+type bmbtWalk struct {
+	in      *Inode
+	ext     []extent
+	visited map[uint64]bool // btree blocks read: a block named twice is a cycle or a shared subtree
+}
+
+// walkBmbt appends the extents under bmap btree block fsb of the given
+// level. Each block is read once, and the records may not outnumber the
+// inode's extent count, so the walk is bounded by the blocks it reads.
+func (fs *FS) walkBmbt(w *bmbtWalk, fsb uint64, level int) error {
+	in := w.in
 	off, ok := fs.fsbOffset(fsb, 1)
 	if !ok {
 		return fmt.Errorf("%w: inode %d: bmap btree block %#x", ErrCorrupt, in.Num, fsb)
 	}
+	if w.visited[fsb] {
+		return fmt.Errorf("%w: inode %d: bmap btree block %#x (at byte %d) named twice", ErrCorrupt, in.Num, fsb, off)
+	}
+	w.visited[fsb] = true
 	blk, err := fs.readAt(off, fs.blockSize)
 	if err != nil {
 		return err
@@ -114,14 +125,18 @@ func (fs *FS) walkBmbt(in *Inode, fsb uint64, level int, ext *[]extent, budget *
 			ErrCorrupt, in.Num, fsb, lv, level, nrecs)
 	}
 	if level == 0 {
+		if uint64(len(w.ext)+nrecs) > in.nextents {
+			return fmt.Errorf("%w: inode %d: bmap btree block %#x (at byte %d) holds more than the inode's %d extents",
+				ErrCorrupt, in.Num, fsb, off, in.nextents)
+		}
 		for i := 0; i < nrecs; i++ {
-			*ext = append(*ext, decodeExtent(blk[hdr+i*16:]))
+			w.ext = append(w.ext, decodeExtent(blk[hdr+i*16:]))
 		}
 		return nil
 	}
 	for i := 0; i < nrecs; i++ {
 		ptr := be.Uint64(blk[hdr+maxr*8+i*8:])
-		if err := fs.walkBmbt(in, ptr, level-1, ext, budget); err != nil {
+		if err := fs.walkBmbt(w, ptr, level-1); err != nil {
 			return err
 		}
 	}

@@ -3,6 +3,7 @@ package xfs
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -34,7 +35,9 @@ var errStop = errors.New("stop")
 const leafOffset = 32 << 30
 
 // walkDir calls fn for every entry of directory dir except "." and "..".
-func (fs *FS) walkDir(dir *Inode, fn func(name []byte, ino uint64, t FileType) error) error {
+// The blocks it reads are taken from budget (nil: the filesystem's block
+// count), which one path resolution shares among its lookups.
+func (fs *FS) walkDir(dir *Inode, budget *uint64, fn func(name []byte, ino uint64, t FileType) error) error {
 	if !dir.IsDir() {
 		return fmt.Errorf("%w: inode %d", ErrNotDir, dir.Num)
 	}
@@ -51,16 +54,16 @@ func (fs *FS) walkDir(dir *Inode, fn func(name []byte, ino uint64, t FileType) e
 	}
 	dirFSBs := uint64(1) << fs.dirBlkLog
 	leafBlk := uint64(leafOffset / fs.blockSize)
-	// Collect the mapped logical blocks below the leaf offset, then read
-	// every directory block whose first block is mapped.
+	// Read every directory block below the leaf offset whose first block
+	// is mapped. ext is sorted and disjoint: a binary search finds the
+	// extent of a block.
 	phys := func(l uint64) (int64, bool) {
-		for _, e := range ext {
-			if l >= e.lblk && l < e.lblk+e.count && !e.unwritten {
-				off, _ := fs.fsbOffset(e.fsb+(l-e.lblk), 1)
-				return off, true
-			}
+		i := sort.Search(len(ext), func(i int) bool { return ext[i].lblk+ext[i].count > l })
+		if i == len(ext) || ext[i].lblk > l || ext[i].unwritten {
+			return 0, false
 		}
-		return 0, false
+		off, _ := fs.fsbOffset(ext[i].fsb+(l-ext[i].lblk), 1)
+		return off, true
 	}
 	single := true // a lone block at offset 0 may be a block-format dir
 	for _, e := range ext {
@@ -68,12 +71,23 @@ func (fs *FS) walkDir(dir *Inode, fn func(name []byte, ino uint64, t FileType) e
 			single = false
 		}
 	}
+	// Extents may name the same blocks again; a directory cannot have
+	// more data blocks than the filesystem has.
+	if budget == nil {
+		budget = new(uint64)
+		*budget = fs.dblocks
+	}
 	for _, e := range ext {
 		if e.lblk >= leafBlk {
 			break
 		}
 		first := (e.lblk + dirFSBs - 1) &^ (dirFSBs - 1)
 		for l := first; l < e.lblk+e.count && l < leafBlk; l += dirFSBs {
+			if *budget < dirFSBs {
+				return fmt.Errorf("%w: directory inode %d: more directory blocks read than the filesystem's %d",
+					ErrCorrupt, dir.Num, fs.dblocks)
+			}
+			*budget -= dirFSBs
 			blk := make([]byte, 0, fs.dirBlkSize)
 			for i := uint64(0); i < dirFSBs; i++ {
 				off, ok := phys(l + i)
@@ -246,7 +260,7 @@ func (fs *FS) parentOf(dir *Inode) (uint64, error) {
 }
 
 // lookupIn finds name in directory dir.
-func (fs *FS) lookupIn(dir *Inode, name string) (uint64, error) {
+func (fs *FS) lookupIn(dir *Inode, name string, budget *uint64) (uint64, error) {
 	if name == "." {
 		return dir.Num, nil
 	}
@@ -260,7 +274,7 @@ func (fs *FS) lookupIn(dir *Inode, name string) (uint64, error) {
 		return fs.findDotDot(dir)
 	}
 	var found uint64
-	err := fs.walkDir(dir, func(n []byte, ino uint64, _ FileType) error {
+	err := fs.walkDir(dir, budget, func(n []byte, ino uint64, _ FileType) error {
 		if string(n) == name {
 			found = ino
 			return errStop
@@ -327,14 +341,20 @@ func (fs *FS) resolve(path string, followLast bool) (*Inode, error) {
 	}
 	cur := root
 	pending := splitPath(path)
-	hops := 0
+	hops, lookups := 0, 0
+	// Directory blocks read for the whole path: more than the filesystem
+	// holds means directories read over and over.
+	budget := fs.dblocks
 	for len(pending) > 0 {
 		name := pending[0]
 		pending = pending[1:]
+		if lookups++; lookups > maxLookups {
+			return nil, fmt.Errorf("%q: %w: more than %d lookups", path, ErrLoop, maxLookups)
+		}
 		if !cur.IsDir() {
 			return nil, fmt.Errorf("%q: %w (inode %d)", path, ErrNotDir, cur.Num)
 		}
-		ino, err := fs.lookupIn(cur, name)
+		ino, err := fs.lookupIn(cur, name, &budget)
 		if err != nil {
 			return nil, fmt.Errorf("%q: looking up %q in directory inode %d: %w", path, name, cur.Num, err)
 		}
@@ -416,7 +436,7 @@ func (fs *FS) ReadDir(path string) ([]DirEntry, error) {
 		return nil, err
 	}
 	var out []DirEntry
-	err = fs.walkDir(in, func(n []byte, ino uint64, t FileType) error {
+	err = fs.walkDir(in, nil, func(n []byte, ino uint64, t FileType) error {
 		out = append(out, DirEntry{Name: string(n), Inode: ino, Type: t})
 		return nil
 	})

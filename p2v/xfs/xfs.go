@@ -28,6 +28,11 @@ const MaxReadSize = 256 << 20
 
 const maxSymlinkHops = 40
 
+// maxLookups bounds the directory lookups of one path resolution: links
+// whose targets are long runs of "x/.." would otherwise make a few
+// dozen hops cost hundreds of thousands of directory walks.
+const maxLookups = 4096
+
 var be = binary.BigEndian
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
