@@ -64,7 +64,8 @@
 // times.
 //
 // The tests boot a small Linux system built from Debian packages
-// (internal/bootfixture) on AHCI and pvscsi and expect a pass, and the
-// same disk under a delta that zeroes its partition's boot sector and
-// expect a failure by RuleBootLoaderText.
+// (internal/bootfixture) on AHCI and pvscsi under SeaBIOS and on AHCI
+// under OVMF and expect a pass, and the same disk under a delta that
+// zeroes its partition's boot sector and expect a failure by
+// RuleBootLoaderText.
 package bootcheck

@@ -5,14 +5,19 @@
 // ~/.cache/standbykit) and an initramfs whose /init (fixtureinit, a
 // static Go program) fills the screen with green text and idles.
 //
+// The same disk boots under EFI too when the syslinux-efi package is
+// installed: the partition then also holds EFI/BOOT/BOOTX64.EFI
+// (syslinux.efi), which OVMF starts from the removable-media path.
+//
 // The system needs no disk once booted: the firmware's disk driver reads
 // syslinux, the kernel and the initramfs, so it boots on any controller
 // the firmware knows (SeaBIOS: AHCI, NVMe, pvscsi, LSI SAS 1068).
 //
 // The tools come from Debian packages: sfdisk (fdisk), mkfs.fat
 // (dosfstools), mcopy (mtools), syslinux and its MBR (syslinux,
-// syslinux-common). A missing one skips the test (fails it when
-// STANDBYKIT_REQUIRE_ORACLES=1), as package oracle does. By hand:
+// syslinux-common), and for EFI syslinux-efi. A missing one skips the
+// test (fails it when STANDBYKIT_REQUIRE_ORACLES=1), as package oracle
+// does. By hand:
 //
 //	truncate -s 32M disk.img
 //	echo 'label: dos
@@ -21,6 +26,9 @@
 //	mcopy -i disk.img@@1M vmlinuz initrd.img syslinux.cfg ::
 //	syslinux --install --offset 1048576 disk.img
 //	dd if=/usr/lib/syslinux/mbr/mbr.bin of=disk.img bs=440 count=1 conv=notrunc
+//	mmd -i disk.img@@1M ::EFI ::EFI/BOOT
+//	mcopy -i disk.img@@1M /usr/lib/SYSLINUX.EFI/efi64/syslinux.efi ::EFI/BOOT/BOOTX64.EFI
+//	mcopy -i disk.img@@1M /usr/lib/syslinux/modules/efi64/ldlinux.e64 syslinux.cfg ::EFI/BOOT/
 package bootfixture
 
 import (
@@ -47,8 +55,23 @@ const InitPackage = "github.com/standbykit/standbykit/internal/bootfixture/fixtu
 // green in the VGA palette), which firmware and kernel do not print in.
 var InitColor = color.RGBA{0x55, 0xff, 0x55, 0xff}
 
-// MBRFile is syslinux's MBR boot code (syslinux-common).
-var MBRFile = "/usr/lib/syslinux/mbr/mbr.bin"
+// MBRFile is syslinux's MBR boot code (syslinux-common); EFIFiles are
+// syslinux for EFI (syslinux-efi, syslinux-common).
+var (
+	MBRFile  = "/usr/lib/syslinux/mbr/mbr.bin"
+	EFIFiles = map[string]string{
+		"/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi":    "BOOTX64.EFI",
+		"/usr/lib/syslinux/modules/efi64/ldlinux.e64": "ldlinux.e64",
+	}
+)
+
+// Disk is a built system.
+type Disk struct {
+	// Path is the raw disk image, DiskSize bytes.
+	Path string
+	// EFI tells that it boots under EFI too.
+	EFI bool
+}
 
 // Layout of the disk: one partition from 1 MiB to the end.
 const (
@@ -61,11 +84,11 @@ const (
 // kernel messages.
 const Cmdline = "console=tty0 quiet"
 
-// Build writes the system's disk, a raw image of DiskSize bytes, into
-// dir and returns its path.
-func Build(t testing.TB, dir string) string {
+// Build writes the system's disk into dir; without syslinux-efi, one
+// that boots under BIOS only (except in CI, where that fails the test).
+func Build(t testing.TB, dir string) Disk {
 	t.Helper()
-	for _, tool := range []string{"sfdisk", "mkfs.fat", "mcopy", "syslinux"} {
+	for _, tool := range []string{"sfdisk", "mkfs.fat", "mcopy", "mmd", "syslinux"} {
 		oracle.Require(t, tool)
 	}
 	if _, err := os.Stat(MBRFile); err != nil {
@@ -106,6 +129,25 @@ func Build(t testing.TB, dir string) string {
 	run(ctx, t, "", "mkfs.fat", "-F", "16", "-n", "SBKFIXTURE", "--offset="+strconv.Itoa(PartitionOffset/512), disk, strconv.Itoa(PartitionSize/1024))
 	run(ctx, t, "", "mcopy", "-i", disk+"@@"+strconv.Itoa(PartitionOffset), vmlinuz, initrd, cfg, "::")
 	run(ctx, t, "", "syslinux", "--install", "--offset", strconv.Itoa(PartitionOffset), disk)
+	efi := true
+	for from := range EFIFiles {
+		if _, err := os.Stat(from); err != nil {
+			if os.Getenv("STANDBYKIT_REQUIRE_ORACLES") == "1" {
+				t.Fatalf("syslinux for EFI is required here: %v (apt-get install syslinux-efi)", err)
+			}
+			t.Logf("the test system boots under BIOS only: %v (apt-get install syslinux-efi)", err)
+			efi = false
+		}
+	}
+	if efi {
+		fat := disk + "@@" + strconv.Itoa(PartitionOffset)
+		run(ctx, t, "", "mmd", "-i", fat, "::EFI", "::EFI/BOOT")
+		for from, to := range EFIFiles {
+			run(ctx, t, "", "mcopy", "-i", fat, from, "::EFI/BOOT/"+to)
+		}
+		// syslinux.efi reads its configuration beside itself.
+		run(ctx, t, "", "mcopy", "-i", fat, cfg, "::EFI/BOOT/syslinux.cfg")
+	}
 
 	// The MBR's boot code, before the disk signature and partition table.
 	mbr, err := os.ReadFile(MBRFile)
@@ -124,7 +166,7 @@ func Build(t testing.TB, dir string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return disk
+	return Disk{Path: disk, EFI: efi}
 }
 
 // buildInitramfs writes a gzip-compressed newc archive holding /init

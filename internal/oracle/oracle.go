@@ -28,6 +28,7 @@ var packages = map[string]string{
 	"cpio":      "cpio",
 	"mkfs.fat":  "dosfstools",
 	"mcopy":     "mtools",
+	"mmd":       "mtools",
 	"syslinux":  "syslinux",
 
 	"qemu-system-x86_64": "qemu-system-x86", // the writer appliance's boot test
