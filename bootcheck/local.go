@@ -90,14 +90,16 @@ type LocalOptions struct {
 	// screenshot that passes the Rules; it fails once the screen has
 	// failed and not changed for Stable (DefaultStable if 0: long
 	// enough for a boot loader reading a kernel without a word on the
-	// screen); and it times out (TimedOut) when neither has happened
+	// screen; a screen changes when more than 0.1% of its pixels do,
+	// so a blinking cursor is no change); and it times out (TimedOut) when neither has happened
 	// within Timeout of power-on (DefaultTimeout if 0).
 	Settle, Interval, Stable, Timeout time.Duration
 	// Rules judge each screenshot.
 	Rules Rules
 	// Dir receives the screenshot that decided, ScreenshotFile (PNG).
 	Dir string
-	// Log, if set, receives a line per screenshot.
+	// Log, if set, receives QEMU's command line, and a line per
+	// screenshot at debug level.
 	Log *slog.Logger
 }
 
