@@ -20,10 +20,7 @@ import (
 	"github.com/standbykit/standbykit/internal/oracle"
 )
 
-var (
-	allControllers = flag.Bool("bootcheck.all", false, "TestLocal boots the test system on every controller, not only on AHCI and pvscsi")
-	keepScreens    = flag.String("bootcheck.screens", "", "TestLocal copies the screenshots that decided into this directory")
-)
+var allControllers = flag.Bool("bootcheck.all", false, "TestLocal boots the test system on every controller, not only on AHCI and pvscsi")
 
 // localOptions are the settings of the tests' checks under TCG. Stable
 // is the caller's: the test system's boot loader reads the kernel
@@ -67,7 +64,8 @@ func runLocal(t *testing.T, cases []localCase) []localResult {
 		wg.Go(func() {
 			start := time.Now()
 			r := &results[i]
-			r.v, r.shot, r.err = bootcheck.Local(context.Background(), localOptions(c, t.TempDir()))
+			// With -artifacts, the screenshots are kept.
+			r.v, r.shot, r.err = bootcheck.Local(context.Background(), localOptions(c, filepath.Join(t.ArtifactDir(), c.name)))
 			r.elapsed = time.Since(start)
 		})
 	}
@@ -145,21 +143,16 @@ func TestLocal(t *testing.T) {
 			t.Logf("decided after %v (the check took %v): %v", v.After.Round(time.Millisecond), results[i].elapsed.Round(time.Millisecond), v)
 			require.Equal(t, c.want, v.Outcome, "%v", v)
 			require.FileExists(t, shot)
-			if *keepScreens != "" {
-				data, err := os.ReadFile(shot)
-				require.NoError(t, err)
-				require.NoError(t, os.WriteFile(filepath.Join(*keepScreens, c.name+".png"), data, 0o644))
-			}
 			img := decodeFile(t, shot)
 			green := countNear(img, bootfixture.InitColor, 16)
 			if c.want == bootcheck.Passed {
 				assert.Equal(t, bootcheck.RuleScreen, v.Rule)
 				// The screen that passed is the one /init filled.
-				assert.Greater(t, green, img.Bounds().Dx()*img.Bounds().Dy()/50, "green pixels of /init's text")
+				assert.Greater(t, green, img.Bounds().Dx()*img.Bounds().Dy()/50, "green pixels of /init's text in %s", shot)
 				assert.Greater(t, v.Measures.TextLines, 20)
 			} else {
 				assert.Equal(t, bootcheck.RuleBootLoaderText, v.Rule)
-				assert.Zero(t, green, "green pixels of /init's text")
+				assert.Zero(t, green, "green pixels of /init's text in %s", shot)
 			}
 		})
 	}

@@ -210,11 +210,10 @@ func measure(img image.Image, tol int, blues []color.RGBA) Measures {
 	rows := rowReader(img)
 	row := make([]byte, 3*w)
 	var hist [1 << 15]int32
-	bucket := func(p []byte) int { return int(p[0]>>3)<<10 | int(p[1]>>3)<<5 | int(p[2]>>3) }
 	for y := range h {
 		rows(y, row)
-		for x := 0; x < len(row); x += 3 {
-			hist[bucket(row[x:])]++
+		for x := 0; x+2 < len(row); x += 3 {
+			hist[int(row[x]>>3)<<10|int(row[x+1]>>3)<<5|int(row[x+2]>>3)]++
 		}
 	}
 	top := 0
@@ -226,8 +225,8 @@ func measure(img image.Image, tol int, blues []color.RGBA) Measures {
 	var sum [3]int64
 	for y := range h {
 		rows(y, row)
-		for x := 0; x < len(row); x += 3 {
-			if bucket(row[x:]) == top {
+		for x := 0; x+2 < len(row); x += 3 {
+			if int(row[x]>>3)<<10|int(row[x+1]>>3)<<5|int(row[x+2]>>3) == top {
 				sum[0] += int64(row[x])
 				sum[1] += int64(row[x+1])
 				sum[2] += int64(row[x+2])
@@ -236,15 +235,18 @@ func measure(img image.Image, tol int, blues []color.RGBA) Measures {
 	}
 	n := int64(hist[top])
 	bg := [3]int{int(sum[0] / n), int(sum[1] / n), int(sum[2] / n)}
-	near := func(p []byte, c [3]int) bool {
-		return abs(int(p[0])-c[0]) <= tol && abs(int(p[1])-c[1]) <= tol && abs(int(p[2])-c[2]) <= tol
+	// A pixel is background when each channel lies in [lo, hi].
+	var lo, hi [3]int
+	for c := range 3 {
+		lo[c], hi[c] = bg[c]-tol, bg[c]+tol
 	}
 	covered, textRows, inLine := 0, 0, false
 	for y := range h {
 		rows(y, row)
 		text := false
-		for x := 0; x < len(row); x += 3 {
-			if near(row[x:], bg) {
+		for x := 0; x+2 < len(row); x += 3 {
+			r, g, b := int(row[x]), int(row[x+1]), int(row[x+2])
+			if r >= lo[0] && r <= hi[0] && g >= lo[1] && g <= hi[1] && b >= lo[2] && b <= hi[2] {
 				covered++
 			} else {
 				text = true
@@ -263,7 +265,7 @@ func measure(img image.Image, tol int, blues []color.RGBA) Measures {
 	m.BackgroundCoverage = float64(covered) / float64(w*h)
 	m.TextRows = float64(textRows) / float64(h)
 	for _, c := range blues {
-		if near([]byte{uint8(bg[0]), uint8(bg[1]), uint8(bg[2])}, [3]int{int(c.R), int(c.G), int(c.B)}) {
+		if abs(bg[0]-int(c.R)) <= tol && abs(bg[1]-int(c.G)) <= tol && abs(bg[2]-int(c.B)) <= tol {
 			m.BlueScreen = true
 		}
 	}

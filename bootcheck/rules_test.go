@@ -1,6 +1,7 @@
 package bootcheck_test
 
 import (
+	"fmt"
 	"image"
 	"image/color"
 	"image/draw"
@@ -188,7 +189,7 @@ func TestJudgeImageTypes(t *testing.T) {
 }
 
 // TestJudgeRealScreens: screenshots QEMU took of real boots (TestLocal
-// with -bootcheck.screens, and by hand: see testdata/screens/README).
+// with -artifacts, and by hand: see testdata/screens/README).
 func TestJudgeRealScreens(t *testing.T) {
 	for name, rule := range map[string]bootcheck.Rule{
 		"linux-console.png":      bootcheck.RuleScreen,
@@ -201,5 +202,21 @@ func TestJudgeRealScreens(t *testing.T) {
 		v := bootcheck.Judge(img, bootcheck.Rules{})
 		t.Logf("%s: %v", name, v)
 		assert.Equal(t, rule, v.Rule, name)
+	}
+}
+
+// BenchmarkJudge: the cost of judging one screenshot, a text console and
+// a full-HD screen.
+func BenchmarkJudge(b *testing.B) {
+	for _, img := range []*image.RGBA{
+		text(screen(720, 400, black), 0, 25, 80, grey),
+		text(screen(1920, 1080, win10), 0, 60, 200, white),
+	} {
+		b.Run(fmt.Sprintf("%dx%d", img.Rect.Dx(), img.Rect.Dy()), func(b *testing.B) {
+			b.SetBytes(int64(len(img.Pix)))
+			for b.Loop() {
+				bootcheck.Judge(img, bootcheck.Rules{})
+			}
+		})
 	}
 }

@@ -80,9 +80,11 @@ const (
 	PartitionSize   = DiskSize - PartitionOffset
 )
 
-// Cmdline is the kernel's command line: the console on the screen, few
-// kernel messages.
-const Cmdline = "console=tty0 quiet"
+// Cmdline is the kernel's command line: the console on the screen, and
+// none but the gravest kernel messages (a panic's), so that no warning
+// fills the screen before /init does — as RCU stall warnings, with their
+// stack traces, would on a starved host.
+const Cmdline = "console=tty0 loglevel=2 rcupdate.rcu_cpu_stall_suppress=1"
 
 // Build writes the system's disk into dir; without syslinux-efi, one
 // that boots under BIOS only (except in CI, where that fails the test).
