@@ -1,10 +1,9 @@
 package esx_test
 
 import (
-	"bytes"
 	"context"
-	"fmt"
-	"image/png"
+	"image"
+	"image/color"
 	"path/filepath"
 	"testing"
 	"time"
@@ -13,35 +12,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/standbykit/standbykit/aipimage"
+	"github.com/standbykit/standbykit/bootcheck"
 	"github.com/standbykit/standbykit/bootpoint"
 	"github.com/standbykit/standbykit/esx/esxsim"
 	"github.com/standbykit/standbykit/internal/sample"
 )
-
-// textRows is a stand-in for screen rules: how many of a screenshot's
-// 16-pixel rows hold bright pixels; pass from 5 on.
-func textRows(b []byte) (bool, string, string, error) {
-	img, err := png.Decode(bytes.NewReader(b))
-	if err != nil {
-		return false, "", "", err
-	}
-	rows := 0
-	for y0 := img.Bounds().Min.Y; y0 < img.Bounds().Max.Y; y0 += 16 {
-	row:
-		for y := y0; y < min(y0+16, img.Bounds().Max.Y); y++ {
-			for x := img.Bounds().Min.X; x < img.Bounds().Max.X; x++ {
-				if r, _, _, _ := img.At(x, y).RGBA(); r > 0x4000 {
-					rows++
-					break row
-				}
-			}
-		}
-	}
-	if rows < 5 {
-		return false, "little-text", fmt.Sprintf("%d text rows", rows), nil
-	}
-	return true, "text-screen", fmt.Sprintf("%d text rows", rows), nil
-}
 
 // Boot checks on the simulator: a guest whose Tools answer passes; one
 // without shows a booted console, a boot loader's error line, or nothing;
@@ -63,7 +38,7 @@ func TestBootCheckOnSimulator(t *testing.T) {
 	require.NoError(t, err)
 
 	opts := bootpoint.BootCheckOptions{Network: esxsim.Networks[2], Poll: 5 * time.Millisecond, Settle: 30 * time.Millisecond,
-		ToolsWait: 30 * time.Millisecond, Timeout: time.Minute, Judge: textRows}
+		ToolsWait: 30 * time.Millisecond, Timeout: time.Minute, Judge: bootcheck.Rules{}.JudgePNG}
 	for _, c := range []struct {
 		name    string
 		guest   esxsim.GuestBehaviour
@@ -72,9 +47,10 @@ func TestBootCheckOnSimulator(t *testing.T) {
 		rule    string
 	}{
 		{"tools", esxsim.GuestBehaviour{Tools: true, GuestFullName: "Debian GNU/Linux 12 (64-bit)"}, 0, bootpoint.BootPassed, "tools-heartbeat"},
-		{"console", esxsim.GuestBehaviour{Screen: esxsim.TextScreen(25)}, 0, bootpoint.BootPassed, "text-screen"},
-		{"boot-loader-error", esxsim.GuestBehaviour{Screen: esxsim.TextScreen(1)}, 0, bootpoint.BootFailed, "little-text"},
-		{"blank", esxsim.GuestBehaviour{}, 0, bootpoint.BootFailed, "little-text"},
+		{"console", esxsim.GuestBehaviour{Screen: esxsim.TextScreen(25)}, 0, bootpoint.BootPassed, "screen"},
+		{"boot-loader-error", esxsim.GuestBehaviour{Screen: esxsim.TextScreen(2)}, 0, bootpoint.BootFailed, "boot-loader-text"},
+		{"blank", esxsim.GuestBehaviour{}, 0, bootpoint.BootFailed, "blank"},
+		{"stop-screen", esxsim.GuestBehaviour{Screen: blueScreen()}, 0, bootpoint.BootFailed, "blue-screen"},
 		{"stuck", esxsim.GuestBehaviour{Stuck: true}, 300 * time.Millisecond, bootpoint.BootTimedOut, "timeout"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -98,4 +74,20 @@ func TestBootCheckOnSimulator(t *testing.T) {
 	_, after, err := s.BootPoints(ctx)
 	require.NoError(t, err)
 	require.Equal(t, before, after)
+}
+
+// blueScreen is a Windows 10 stop screen: #0078D7 with a few lines of
+// white text.
+func blueScreen() image.Image {
+	img := image.NewRGBA(image.Rect(0, 0, 1024, 768))
+	for y := range 768 {
+		for x := range 1024 {
+			c := color.RGBA{0x00, 0x78, 0xd7, 0xff}
+			if y > 300 && y < 340 && x > 100 && x < 700 && x%9 < 6 {
+				c = color.RGBA{0xff, 0xff, 0xff, 0xff}
+			}
+			img.Set(x, y, c)
+		}
+	}
+	return img
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/standbykit/standbykit/bootcheck"
 	"github.com/standbykit/standbykit/bootpoint"
 )
 
@@ -18,9 +19,9 @@ func bootChecks(cfg *config) bootpoint.BootChecks {
 	return b
 }
 
-// screenJudge judges a screenshot when a guest has no VMware Tools; nil
-// until the screen rules are wired in, so such a guest fails its check.
-var screenJudge bootpoint.ScreenJudge
+// screenJudge judges a screenshot when a guest has no VMware Tools: the
+// rules of package bootcheck, with their defaults.
+var screenJudge bootpoint.ScreenJudge = bootcheck.Rules{}.JudgePNG
 
 // bootCheck boot-checks a boot point now and prints the verdict; a check
 // that did not pass exits with status 1.

@@ -79,6 +79,7 @@ func TestBootCheckCommands(t *testing.T) {
 	assert.Equal(t, 2, c.Sequence)
 	assert.Equal(t, bootpoint.BootFailed, c.Verdict)
 	assert.Equal(t, "screenshot", c.Method)
+	assert.Equal(t, "blank", c.Rule, "judged by bootcheck's rules")
 	png, err := os.ReadFile(c.ScreenshotFile)
 	require.NoError(t, err, "the screenshot is kept as evidence")
 	assert.True(t, bytes.HasPrefix(png, []byte("\x89PNG")))

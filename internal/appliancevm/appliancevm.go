@@ -5,7 +5,9 @@
 // returns what it printed once it has powered itself off: the console,
 // each line stamped with the host time since QEMU started, and the
 // report. The writer's boot test and the appliance
-// benchmark (internal/bench/appliancebench) share it.
+// benchmark (internal/bench/appliancebench) share it; the local boot
+// check (package bootcheck) attaches a boot point's disks with
+// AttachDrives.
 //
 // It lives in the module's internal folder, not under esx/appliance,
 // so that programs outside esx/appliance (the benchmark) may import it.
@@ -40,8 +42,9 @@ type controller struct {
 	// scsi tells a SCSI controller, whose disks have units (scsi-id).
 	scsi bool
 	// attach attaches the drives ids, drive i at SCSI unit units[i]
-	// unless units is nil (QEMU then numbers them 0, 1, 2, … in order).
-	attach func(ids []string, units []int) []string
+	// unless units is nil (QEMU then numbers them 0, 1, 2, … in order),
+	// with opts[i] added to its device's properties.
+	attach func(ids []string, units []int, opts []string) []string
 }
 
 // scsiID is the scsi-id property of drive i, if units gives one.
@@ -53,34 +56,34 @@ func scsiID(units []int, i int) string {
 }
 
 var controllers = map[string]controller{
-	"pvscsi": {scsi: true, attach: func(ids []string, units []int) []string {
+	"pvscsi": {scsi: true, attach: func(ids []string, units []int, opts []string) []string {
 		args := []string{"-device", "pvscsi,id=c"}
 		for i, id := range ids {
-			args = append(args, "-device", "scsi-hd,bus=c.0,drive="+id+scsiID(units, i))
+			args = append(args, "-device", "scsi-hd,bus=c.0,drive="+id+scsiID(units, i)+opts[i])
 		}
 		return args
 	}},
-	"lsisas": {scsi: true, attach: func(ids []string, units []int) []string {
+	"lsisas": {scsi: true, attach: func(ids []string, units []int, opts []string) []string {
 		// QEMU's SAS1068 reports a disk's WWN as its SAS address, and
 		// Linux's mptsas ignores devices whose address is 0, the default.
 		// It puts the disk of scsi-id N on phy N (N < 8).
 		args := []string{"-device", "mptsas1068,id=c"}
 		for i, id := range ids {
-			args = append(args, "-device", fmt.Sprintf("scsi-hd,bus=c.0,drive=%s,wwn=0x5000c5000000%04x%s", id, i+1, scsiID(units, i)))
+			args = append(args, "-device", fmt.Sprintf("scsi-hd,bus=c.0,drive=%s,wwn=0x5000c5000000%04x%s%s", id, i+1, scsiID(units, i), opts[i]))
 		}
 		return args
 	}},
-	"ahci": {attach: func(ids []string, _ []int) []string {
+	"ahci": {attach: func(ids []string, _ []int, opts []string) []string {
 		args := []string{"-device", "ahci,id=ahci"}
 		for i, id := range ids {
-			args = append(args, "-device", fmt.Sprintf("ide-hd,bus=ahci.%d,drive=%s", i, id))
+			args = append(args, "-device", fmt.Sprintf("ide-hd,bus=ahci.%d,drive=%s%s", i, id, opts[i]))
 		}
 		return args
 	}},
-	"nvme": {attach: func(ids []string, _ []int) []string {
+	"nvme": {attach: func(ids []string, _ []int, opts []string) []string {
 		var args []string
-		for _, id := range ids {
-			args = append(args, "-device", "nvme,serial=sbk-"+id+",drive="+id)
+		for i, id := range ids {
+			args = append(args, "-device", "nvme,serial=sbk-"+id+",drive="+id+opts[i])
 		}
 		return args
 	}},
@@ -113,23 +116,66 @@ func Attach(controller string, files ...string) ([]string, error) {
 // at unit 0, the targets at 1, 2, …. units must be nil on a controller
 // without units (HasUnits); QEMU's lsisas takes units 0 to 7 only.
 func AttachAt(controller string, units []int, files ...string) ([]string, error) {
+	drives := make([]Drive, len(files))
+	for i, f := range files {
+		drives[i] = Drive{File: f}
+	}
+	return attach(controller, units, drives)
+}
+
+// Drive is one disk image for AttachDrives.
+type Drive struct {
+	// File is the image; Format QEMU's name of its format (raw if
+	// empty): qcow2 or vmdk files bring their backing chains along.
+	File, Format string
+	// Snapshot sends the VM's writes to a temporary file QEMU deletes
+	// on exit, leaving File and its chain untouched.
+	Snapshot bool
+	// Boot makes the firmware try this disk first (bootindex=0).
+	Boot bool
+}
+
+// AttachDrives returns the QEMU arguments that attach drives, in that
+// order, on controller (one of Controllers), numbered as Attach numbers
+// them.
+func AttachDrives(controller string, drives ...Drive) ([]string, error) {
+	return attach(controller, nil, drives)
+}
+
+func attach(controller string, units []int, drives []Drive) ([]string, error) {
 	c, ok := controllers[controller]
 	if !ok {
 		return nil, fmt.Errorf("appliancevm: unknown controller %q (want one of %s)", controller, strings.Join(Controllers(), ", "))
 	}
-	if units != nil && (!c.scsi || len(units) != len(files)) {
-		return nil, fmt.Errorf("appliancevm: %d units for %d disks on %s (units only on pvscsi and lsisas, one per disk)", len(units), len(files), controller)
+	if units != nil && (!c.scsi || len(units) != len(drives)) {
+		return nil, fmt.Errorf("appliancevm: %d units for %d disks on %s (units only on pvscsi and lsisas, one per disk)", len(units), len(drives), controller)
 	}
-	var ids, args []string
-	for i, f := range files {
-		if strings.Contains(f, ",") {
-			return nil, fmt.Errorf("appliancevm: QEMU cannot take a drive file whose name has a comma: %s", f)
+	var ids, opts, args []string
+	for i, d := range drives {
+		if strings.Contains(d.File, ",") {
+			return nil, fmt.Errorf("appliancevm: QEMU cannot take a drive file whose name has a comma: %s", d.File)
+		}
+		format := d.Format
+		if format == "" {
+			format = "raw"
+		}
+		if strings.ContainsAny(format, ",=") {
+			return nil, fmt.Errorf("appliancevm: bad drive format %q", format)
 		}
 		id := fmt.Sprintf("d%d", i)
 		ids = append(ids, id)
-		args = append(args, "-drive", "if=none,id="+id+",format=raw,file="+f)
+		drive := "if=none,id=" + id + ",format=" + format + ",file=" + d.File
+		if d.Snapshot {
+			drive += ",snapshot=on"
+		}
+		args = append(args, "-drive", drive)
+		opt := ""
+		if d.Boot {
+			opt = ",bootindex=0"
+		}
+		opts = append(opts, opt)
 	}
-	return append(args, c.attach(ids, units)...), nil
+	return append(args, c.attach(ids, units, opts)...), nil
 }
 
 // AttachPVSCSI returns the QEMU arguments that attach groups of raw disk

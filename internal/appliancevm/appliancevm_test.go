@@ -28,6 +28,16 @@ func TestAttach(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, strings.Join(args, " "), "-device mptsas1068,id=c -device scsi-hd,bus=c.0,drive=d0,wwn=0x5000c50000000001,scsi-id=5 -device scsi-hd,bus=c.0,drive=d1,wwn=0x5000c50000000002,scsi-id=0")
 
+	args, err = AttachDrives("ahci", Drive{File: "/top.vmdk", Format: "vmdk", Snapshot: true, Boot: true}, Drive{File: "/data.img"})
+	require.NoError(t, err)
+	assert.Equal(t, "-drive if=none,id=d0,format=vmdk,file=/top.vmdk,snapshot=on -drive if=none,id=d1,format=raw,file=/data.img "+
+		"-device ahci,id=ahci -device ide-hd,bus=ahci.0,drive=d0,bootindex=0 -device ide-hd,bus=ahci.1,drive=d1", strings.Join(args, " "))
+	args, err = AttachDrives("lsisas", Drive{File: "/a.qcow2", Format: "qcow2", Boot: true})
+	require.NoError(t, err)
+	assert.Contains(t, strings.Join(args, " "), "-device scsi-hd,bus=c.0,drive=d0,wwn=0x5000c50000000001,bootindex=0")
+	_, err = AttachDrives("nvme", Drive{File: "/a.img", Format: "raw,file=/etc/passwd"})
+	assert.Error(t, err)
+
 	for _, c := range []struct {
 		controller string
 		units      []int

@@ -26,6 +26,10 @@ var packages = map[string]string{
 	"mkfs.ext4": "e2fsprogs",
 	"e2fsck":    "e2fsprogs",
 	"cpio":      "cpio",
+	"mkfs.fat":  "dosfstools",
+	"mcopy":     "mtools",
+	"mmd":       "mtools",
+	"syslinux":  "syslinux",
 
 	"qemu-system-x86_64": "qemu-system-x86", // the writer appliance's boot test
 }

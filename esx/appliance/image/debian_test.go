@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/standbykit/standbykit/esx/appliance/image"
-	"github.com/standbykit/standbykit/esx/appliance/internal/kerneltest"
+	"github.com/standbykit/standbykit/internal/kerneltest"
 	"github.com/standbykit/standbykit/p2v/initramfs"
 )
 

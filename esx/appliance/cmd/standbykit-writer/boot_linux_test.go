@@ -18,9 +18,9 @@ import (
 
 	"github.com/standbykit/standbykit/esx/appliance"
 	"github.com/standbykit/standbykit/esx/appliance/image"
-	"github.com/standbykit/standbykit/esx/appliance/internal/kerneltest"
 	"github.com/standbykit/standbykit/internal/appliancevm"
 	"github.com/standbykit/standbykit/internal/extent"
+	"github.com/standbykit/standbykit/internal/kerneltest"
 	"github.com/standbykit/standbykit/internal/oracle"
 )
 

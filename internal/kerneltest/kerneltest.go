@@ -1,5 +1,6 @@
-// Package kerneltest gives tests a Debian kernel for the writer
-// appliance: the .deb named by STANDBYKIT_KERNEL_DEB, else the current
+// Package kerneltest gives tests a Debian kernel — for the writer
+// appliance, and for the small Linux system the boot check's tests boot
+// (internal/bootfixture): the .deb named by STANDBYKIT_KERNEL_DEB, else the current
 // Debian kernel image package, downloaded with apt-get into the cache
 // (image.DefaultCacheDir) once, unpacked there once.
 //
