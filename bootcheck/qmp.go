@@ -61,6 +61,9 @@ func (q *qmp) run(ctx context.Context, command string, args any) (json.RawMessag
 		deadline = d
 	}
 	q.conn.SetDeadline(deadline)
+	// A cancelled context (a stopped program) ends the wait at once.
+	stop := context.AfterFunc(ctx, func() { q.conn.SetDeadline(time.Now()) })
+	defer stop()
 	msg := map[string]any{"execute": command}
 	if args != nil {
 		msg["arguments"] = args

@@ -112,7 +112,9 @@ func (s *Standby) CheckBoot(ctx context.Context, sequence int, o BootCheckOption
 	start := time.Now()
 	res := BootCheck{Sequence: bp.Meta.Sequence, At: start}
 	s.emit(Event{Sequence: bp.Meta.Sequence, Step: "bootcheck"})
-	clone, err := tb.CloneForTest(ctx, vm, bp.Snapshot, fmt.Sprintf("%s-bootcheck-%04d", vm.Name, bp.Meta.Sequence), o.Network)
+	checkCtx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	clone, err := tb.CloneForTest(checkCtx, vm, bp.Snapshot, fmt.Sprintf("%s-bootcheck-%04d", vm.Name, bp.Meta.Sequence), o.Network)
 	if err != nil {
 		return BootCheck{}, err
 	}
@@ -123,8 +125,6 @@ func (s *Standby) CheckBoot(ctx context.Context, sequence int, o BootCheckOption
 			err = errors.Join(err, fmt.Errorf("bootpoint: removing the boot check's clone %s: %w", clone.Name, cerr))
 		}
 	}()
-	checkCtx, cancel := context.WithTimeout(ctx, o.Timeout)
-	defer cancel()
 	res, oerr := s.observeBoot(checkCtx, obs, clone, res, o)
 	res.Duration = time.Since(start).Seconds()
 	switch {

@@ -102,8 +102,10 @@ func (m *Manager) CheckBoot(ctx context.Context, name string, sequence int) (Boo
 		}
 		check.ScreenshotFile = file
 	}
+	kept := check
+	kept.Screenshot = nil // in its file: the state keeps the evidence's name
 	if err := m.update(name, func(s *TaskState) {
-		s.BootChecks = append(s.BootChecks, check)
+		s.BootChecks = append(s.BootChecks, kept)
 		if n := len(s.BootChecks); n > maxBootChecksKept {
 			s.BootChecks = append([]BootCheck(nil), s.BootChecks[n-maxBootChecksKept:]...)
 		}
@@ -143,7 +145,7 @@ func (m *Manager) keepScreenshot(task string, c BootCheck) (string, error) {
 // checkBootIfDue runs a task's boot checks after its pass: each new boot
 // point (BootCheckEvery), or the newest once a day (BootCheckDaily).
 func (m *Manager) checkBootIfDue(ctx context.Context, t *Task, res *TaskResult) {
-	if res.Err != nil {
+	if res.Err != nil || ctx.Err() != nil {
 		return
 	}
 	st, err := m.taskState(t.Name)

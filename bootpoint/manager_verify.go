@@ -54,7 +54,7 @@ func (m *Manager) Verify(ctx context.Context, name string, sequence int, full bo
 // boot point (Task.FullVerifyEvery) after its pass, when one is due and
 // the task is in a state to make boot points, within the host limits.
 func (m *Manager) verifyIfDue(ctx context.Context, t *Task, res *TaskResult) {
-	if t.FullVerifyEvery <= 0 || res.Err != nil {
+	if t.FullVerifyEvery <= 0 || res.Err != nil || ctx.Err() != nil {
 		return
 	}
 	st, err := m.taskState(t.Name)

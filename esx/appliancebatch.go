@@ -43,7 +43,7 @@ func (o ApplianceOptions) slots() int {
 // applianceBatcher gathers the boot points waiting for the appliance into
 // runs, one run at a time.
 type applianceBatcher struct {
-	// turn holds a token while a run (or a caller of acquireAppliance)
+	// turn holds a token while a run (or a test holding the appliance)
 	// has the appliance.
 	turn chan struct{}
 
@@ -214,7 +214,8 @@ func (h *Host) runAppliancePass(ctx context.Context, jobs []*applianceJob) []err
 }
 
 // maxReportDownload bounds what is read of the appliance's report file:
-// appliance.ReadReport reads at most 1 MiB of it for each payload.
+// appliance.ReadReport reads at most 1 MiB of a report, from its start,
+// so the payloads of one run share that much.
 const maxReportDownload = 1 << 20
 
 func (h *Host) downloadReport(ctx context.Context, app *vmState, report string) ([]byte, error) {

@@ -105,7 +105,7 @@ func (a *applianceWriter) prepare(ctx context.Context, s *vmState, targets []lea
 			return nil, err
 		}
 		pts = append(pts, appliance.Target{Capacity: t.change.Size, Extents: rs, Source: t.change.Source, Base: t.change.Base,
-			Unit: int(applianceUnit(i + 1))}) // as attach places it
+			Unit: int(applianceUnit(i + 1))}) // as attachBatch places it
 	}
 	f, err := os.CreateTemp(a.h.TempDir, "esx-payload-*")
 	if err != nil {
@@ -293,24 +293,6 @@ func (h *Host) runAppliance(ctx context.Context, app *vmState) error {
 
 // ErrApplianceTimeout reports an appliance run that did not end in time.
 var ErrApplianceTimeout = errors.New("esx: writer appliance timed out")
-
-// acquireAppliance returns the appliance, ready as for a run, and
-// holds it (no run starts) until release is called.
-func (h *Host) acquireAppliance(ctx context.Context) (*vmState, func(), error) {
-	b := h.batcher()
-	select {
-	case b.turn <- struct{}{}:
-	case <-ctx.Done():
-		return nil, nil, ctx.Err()
-	}
-	release := func() { <-b.turn }
-	app, err := h.ensureAppliance(ctx)
-	if err != nil {
-		release()
-		return nil, nil, err
-	}
-	return app, release, nil
-}
 
 // ensureAppliance returns the appliance, deployed or upgraded if needed,
 // powered off and without disks (what a dead run left is undone, and its

@@ -84,7 +84,9 @@ func (h *Host) Screenshot(ctx context.Context, vm bootpoint.VM) ([]byte, error) 
 	if err == nil && len(png) > maxScreenshot {
 		err = fmt.Errorf("%w: a screenshot larger than %d bytes", ErrImplausible, maxScreenshot)
 	}
-	if derr := h.transport().Delete(context.WithoutCancel(ctx), ds, p.Path); derr != nil {
+	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if derr := h.transport().Delete(bg, ds, p.Path); derr != nil {
 		h.logger().Warn("esx: deleting a screenshot", "vm", s.mo.Name, "file", file, "err", derr)
 	}
 	if err != nil {

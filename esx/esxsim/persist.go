@@ -60,6 +60,7 @@ type savedWorld struct {
 const inventoryVersion = 1
 
 type savedVM struct {
+	XMLName    xml.Name                       `xml:"vm"`
 	Name       string                         `xml:"name"`
 	Config     types.VirtualMachineConfigInfo `xml:"config"`
 	PowerState types.VirtualMachinePowerState `xml:"powerState"`
@@ -79,24 +80,27 @@ type savedSnapshot struct {
 
 // Save writes the inventory to InventoryFile (atomically).
 func (s *Simulator) Save() error {
-	w := savedWorld{Version: inventoryVersion}
+	// Each VM is encoded under its lock: its configuration shares
+	// devices with the live one, which vcsim may change meanwhile.
+	var buf bytes.Buffer
+	buf.WriteString(xml.Header)
+	fmt.Fprintf(&buf, "<esxsimInventory><version>%d</version>\n", inventoryVersion)
 	reg := s.model.Map()
 	for _, e := range reg.All("VirtualMachine") {
 		vm, ok := e.(*simulator.VirtualMachine)
 		if !ok {
 			continue
 		}
-		var sv savedVM
-		reg.WithLock(s.lockOwner, vm, func() { sv = s.saveVM(vm) })
-		w.VMs = append(w.VMs, sv)
+		var b []byte
+		var err error
+		reg.WithLock(s.lockOwner, vm, func() { b, err = xml.MarshalIndent(s.saveVM(vm), "", " ") })
+		if err != nil {
+			return fmt.Errorf("esxsim: saving the inventory: VM %s: %w", vm.Name, err)
+		}
+		buf.Write(b)
+		buf.WriteByte('\n')
 	}
-	var buf bytes.Buffer
-	buf.WriteString(xml.Header)
-	enc := xml.NewEncoder(&buf)
-	enc.Indent("", " ")
-	if err := enc.Encode(w); err != nil {
-		return fmt.Errorf("esxsim: saving the inventory: %w", err)
-	}
+	buf.WriteString("</esxsimInventory>\n")
 	path := InventoryFile(s.Dir)
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, buf.Bytes(), 0o600); err != nil {
@@ -197,7 +201,10 @@ func (s *Simulator) loadVM(ctx context.Context, c *vim25.Client, sv savedVM) err
 	if err != nil {
 		return err
 	}
-	ref := res.Result.(types.ManagedObjectReference)
+	ref, ok := res.Result.(types.ManagedObjectReference)
+	if !ok {
+		return fmt.Errorf("RegisterVM returned %T", res.Result)
+	}
 	obj := object.NewVirtualMachine(c, ref)
 	spec := types.VirtualMachineConfigSpec{
 		GuestId: sv.Config.GuestId, NumCPUs: sv.Config.Hardware.NumCPU, MemoryMB: int64(sv.Config.Hardware.MemoryMB),

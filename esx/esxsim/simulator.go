@@ -166,15 +166,24 @@ func (s *Simulator) URL() string {
 
 // Close stops the simulator. The datastore folder is left as it is; a
 // simulator started with Open saves its inventory first (a failure is
-// logged).
+// logged: Shutdown returns it).
 func (s *Simulator) Close() {
+	if err := s.Shutdown(); err != nil {
+		s.logf("%v", err)
+	}
+}
+
+// Shutdown is Close that returns the failure to save the inventory of a
+// simulator started with Open.
+func (s *Simulator) Shutdown() error {
+	var err error
 	if s.keep {
-		if err := s.Save(); err != nil {
-			s.logf("%v", err)
-		}
+		err = s.Save()
+		s.keep = false // saved once, whatever Close is called after
 	}
 	if s.server != nil {
 		s.server.Close()
 	}
 	s.model.Remove()
+	return err
 }

@@ -54,16 +54,22 @@ func verdictWord(v string) string {
 // failoverPoint is the boot point failover takes when none is named: the
 // newest whose boot check passed, when the task has boot checks; else the
 // newest. why says which, for the operator.
-func (e *opsEnv) failoverPoint(ctx context.Context, name string) (int, string) {
+func (e *opsEnv) failoverPoint(ctx context.Context, name string) (int, string, error) {
 	st, err := e.m.Status()
-	if err != nil || len(st[name].BootChecks) == 0 {
-		return -1, ", the newest (no boot check recorded)"
+	if err != nil {
+		return 0, "", err
+	}
+	if len(st[name].BootChecks) == 0 {
+		return -1, ", the newest (no boot check recorded)", nil
 	}
 	bp, c, err := e.m.NewestProven(ctx, name)
-	if err != nil {
-		return -1, ", the newest: no boot point has passed a boot check"
+	switch {
+	case errors.Is(err, bootpoint.ErrNotFound):
+		return -1, ", the newest: no boot point has passed a boot check", nil
+	case err != nil:
+		return 0, "", err
 	}
-	return bp.Meta.Sequence, fmt.Sprintf(", the newest that passed its boot check (%s)", c.At.Local().Format("2006-01-02 15:04"))
+	return bp.Meta.Sequence, fmt.Sprintf(", the newest that passed its boot check (%s)", c.At.Local().Format("2006-01-02 15:04")), nil
 }
 
 // lastBootCheck is the newest boot check of a task, for status.

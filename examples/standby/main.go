@@ -27,7 +27,9 @@
 // GOVC_TLS_KNOWN_HOSTS, GOVC_DATACENTER, GOVC_DATASTORE,
 // GOVC_RESOURCE_POOL, GOVC_FOLDER, GOVC_NETWORK. Without GOVC_URL the
 // commands run against govmomi's in-process vSphere simulator, whose
-// datastore is a local folder and whose VMs last as long as the command.
+// datastore is a local folder (--datastore-dir) and whose VMs, snapshots
+// and power states are kept beside it from one command to the next
+// (demo starts from an empty one).
 //
 // Exit status: 0 success; 1 the command failed (sync: a task failed or is
 // failing); 2 a wrong command line; 3 status found a task that needs an
@@ -63,7 +65,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		About:    "standby keeps standby VMs on VMware ESXi from disk-image backups: each backup point becomes a boot point.",
 		Commands: commands(out),
 		Notes: `The target is the host GOVC_URL names (with govc's other GOVC_* variables);
-without it, govmomi's vSphere simulator, which lasts as long as the command.
+without it, govmomi's vSphere simulator, which keeps its VMs beside its
+datastore folder (--datastore-dir) from one command to the next.
 Exit status: 0 success, 1 failure, 2 wrong command line, 3 (status) a task
 needs an operator, 130/143 stopped by SIGINT/SIGTERM.`,
 		Stdout: out,

@@ -240,6 +240,12 @@ func (e *opsEnv) printResults(rs []bootpoint.TaskResult, forced bool) (failing i
 		default:
 			e.printf("%s: not due\n", r.Task)
 		}
+		for _, c := range r.BootChecks {
+			e.printf("%s: boot check of boot point %d: %s (%s: %s)\n", r.Task, c.Sequence, verdictWord(c.Verdict), c.Method, c.Detail)
+			if c.Verdict != bootpoint.BootPassed {
+				failing++
+			}
+		}
 		if v := r.Verify; v != nil && r.Err == nil {
 			e.printf("%s: scheduled full verification of boot point %d: %s read back in %s, identical\n", r.Task, v.BootPoint.Meta.Sequence, mib(v.Bytes), v.Duration.Round(time.Millisecond))
 		}
@@ -264,7 +270,9 @@ func failover(ctx context.Context, e *opsEnv, name string, point int, network st
 	}
 	why := ""
 	if point < 0 {
-		point, why = e.failoverPoint(ctx, name)
+		if point, why, err = e.failoverPoint(ctx, name); err != nil {
+			return err
+		}
 	}
 	bp, err := t.Standby.Failover(ctx, point, network)
 	if err != nil {

@@ -76,6 +76,10 @@ func (t *target) close(ctx context.Context) {
 		t.host.Close(ctx)
 	}
 	if t.sim != nil {
-		t.sim.Close()
+		if err := t.sim.Shutdown(); err != nil {
+			// The VMs this command made are on the datastore, but the
+			// next command will not know them: say so, loudly.
+			fmt.Fprintf(os.Stderr, "standby: %v\n", err)
+		}
 	}
 }

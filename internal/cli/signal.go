@@ -50,17 +50,23 @@ func main(program string, run func(ctx context.Context, args []string) error, ar
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	got := make(chan os.Signal, 1)
+	done := make(chan struct{})
+	defer close(done)
 	go func() {
-		s, ok := <-sigs
-		if !ok {
+		var s os.Signal
+		select {
+		case s = <-sigs:
+		case <-done:
 			return
 		}
 		got <- s
 		fmt.Fprintf(stderr, "%s: %s: stopping at a safe step (signal again to stop at once)\n", program, signalName(s))
 		cancel(&Stopped{Signal: s})
-		if s, ok = <-sigs; ok {
+		select {
+		case s = <-sigs:
 			fmt.Fprintf(stderr, "%s: %s: stopping now\n", program, signalName(s))
 			os.Exit(SignalCode(s))
+		case <-done:
 		}
 	}()
 	err := run(ctx, args)
