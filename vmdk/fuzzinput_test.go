@@ -16,7 +16,7 @@ import (
 // fuzzer would otherwise carry, mutate and minimize at every execution.
 
 // maxFuzzFile bounds the file an input unpacks to.
-const maxFuzzFile = 4 << 20
+const maxFuzzFile = 1 << 20
 
 func packFile(file []byte) []byte { return fuzzpack.Pack(file) }
 func unpackFile(in []byte) []byte { return fuzzpack.Unpack(in, maxFuzzFile) }
