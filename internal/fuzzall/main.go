@@ -14,6 +14,12 @@
 // written by go test into the package's testdata/fuzz as usual; the new
 // corpus entries stay in the Go build cache.
 //
+// Minimizations are bounded by a count (-minimizetime 500x): Go minimizes
+// every input that finds new coverage, fuzzes nothing on that worker
+// meanwhile, and leaves those executions out of its count; its quadratic
+// minimizer does not finish on inputs of a few KiB, so under the default
+// of 60 s each new input cost a minute of "0 execs/sec".
+//
 // It is not run by `go test` or by CI: it takes -time × targets / -parallel.
 package main
 
@@ -52,7 +58,7 @@ func main() {
 	flag.DurationVar(&cfg.fuzzTime, "time", time.Minute, "fuzzing time per target")
 	flag.IntVar(&cfg.parallel, "parallel", 2, "targets fuzzed at once (each with one worker)")
 	flag.DurationVar(&cfg.stall, "stall", 60*time.Second, "a run whose executions do not rise for this long is a stall")
-	flag.StringVar(&cfg.minimizeTime, "minimizetime", "5s", "go test -fuzzminimizetime: bounds each minimization, which does not count executions while it runs")
+	flag.StringVar(&cfg.minimizeTime, "minimizetime", "500x", "go test -fuzzminimizetime: bounds each minimization (a duration, or a count of executions as Nx)")
 	flag.StringVar(&pkgs, "pkgs", "./...", "packages to look for targets in (space-separated patterns)")
 	flag.StringVar(&match, "run", "", "only targets whose package.Name matches this regular expression")
 	flag.BoolVar(&cfg.verbose, "v", false, "print every line go test prints")
