@@ -87,11 +87,11 @@ func decodeBlock(dst, payload []byte, e indexEntry, disk int, aead cipher.AEAD, 
 		return nil
 	}
 	if crc(payload) != e.crc {
-		return corruptf("disk %d block %d: checksum mismatch", disk, e.block)
+		return corruptf("disk %d block %d: checksum mismatch in the record at offset %d", disk, e.block, e.offset)
 	}
 	if e.flags&flagEncrypted != 0 {
 		if aead == nil || len(payload) < nonceLen+tagLen {
-			return corruptf("disk %d block %d: encrypted payload unusable", disk, e.block)
+			return corruptf("disk %d block %d: encrypted payload of the record at offset %d unusable", disk, e.block, e.offset)
 		}
 		var aadBuf [64]byte
 		aad := blockAAD(aadBuf[:0], point, disk, e.block, e.flags)
@@ -101,20 +101,20 @@ func decodeBlock(dst, payload []byte, e indexEntry, disk int, aead cipher.AEAD, 
 		plain, err := aead.Open((*sp)[:0], payload[:nonceLen], payload[nonceLen:], aad)
 		*sp = plain[:0]
 		if err != nil {
-			return corruptf("disk %d block %d: authentication failed", disk, e.block)
+			return corruptf("disk %d block %d: authentication of the record at offset %d failed", disk, e.block, e.offset)
 		}
 		payload = plain
 	}
 	if e.flags&flagLZ4 == 0 {
 		if len(payload) != len(dst) {
-			return corruptf("disk %d block %d: stored %d bytes, want %d", disk, e.block, len(payload), len(dst))
+			return corruptf("disk %d block %d: the record at offset %d stores %d bytes, want %d", disk, e.block, e.offset, len(payload), len(dst))
 		}
 		copy(dst, payload)
 		return nil
 	}
 	n, err := lz4.UncompressBlock(payload, dst)
 	if err != nil || n != len(dst) {
-		return corruptf("disk %d block %d: lz4: %d of %d bytes: %v", disk, e.block, n, len(dst), err)
+		return corruptf("disk %d block %d: lz4 payload of the record at offset %d: %d of %d bytes: %v", disk, e.block, e.offset, n, len(dst), err)
 	}
 	return nil
 }

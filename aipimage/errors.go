@@ -30,7 +30,8 @@ var (
 	// ErrForkedChain: two points claim the same parent, or one point is
 	// present twice.
 	ErrForkedChain = errors.New("aipimage: forked chain")
-	// ErrWrongSet: a file belongs to another image set.
+	// ErrWrongSet: a file belongs to another image set: another set id,
+	// or other key derivation parameters than the set's other files.
 	ErrWrongSet = errors.New("aipimage: file belongs to another set")
 	// ErrSequenceGap: a point's sequence number does not follow its parent's.
 	ErrSequenceGap = errors.New("aipimage: gap in sequence numbers")

@@ -171,7 +171,7 @@ func checkBlockHeader(b []byte, disk int, e indexEntry) error {
 	}
 	if int(le.Uint16(b[4:])) != disk || le.Uint16(b[6:]) != e.flags || int64(le.Uint64(b[8:])) != e.block ||
 		le.Uint32(b[16:]) != e.length || le.Uint32(b[20:]) != e.crc {
-		return corruptf("disk %d block %d: block header disagrees with index", disk, e.block)
+		return corruptf("disk %d block %d: block header at offset %d disagrees with the index", disk, e.block, e.offset)
 	}
 	return nil
 }
@@ -243,8 +243,9 @@ func decodePage(b []byte, ref pageRef, info *PointInfo, dataBegin, dataEnd int64
 				return nil, corruptf("index page at %d: zero block %d with payload", ref.offset, e.block)
 			}
 		case e.length == 0 || e.length > maxStored || e.offset < dataBegin ||
-			e.offset+blockHeaderLen+int64(e.length) > dataEnd:
-			return nil, corruptf("index page at %d: block %d points outside the data", ref.offset, e.block)
+			e.offset > dataEnd-blockHeaderLen-int64(e.length): // not e.offset+…: it may overflow
+			return nil, corruptf("index page at %d: entry %d (block %d) at offset %d, %d bytes, outside the data [%d, %d)",
+				ref.offset, i, e.block, e.offset, e.length, dataBegin, dataEnd)
 		case (e.flags&flagEncrypted != 0) != (info.Encryption != nil):
 			return nil, corruptf("index page at %d: block %d encryption flag disagrees with header", ref.offset, e.block)
 		}
@@ -270,7 +271,7 @@ func encodeDirectory(refs []pageRef) []byte {
 // ascending, disjoint block ranges inside each disk, and lie in the file.
 func decodeDirectory(b []byte, info *PointInfo, dataBegin, dataEnd int64) ([]pageRef, error) {
 	if len(b)%dirEntryLen != 0 {
-		return nil, corruptf("directory size %d", len(b))
+		return nil, corruptf("directory of %d bytes is not a whole number of %d-byte entries", len(b), dirEntryLen)
 	}
 	refs := make([]pageRef, len(b)/dirEntryLen)
 	for i := range refs {
@@ -284,8 +285,9 @@ func decodeDirectory(b []byte, info *PointInfo, dataBegin, dataEnd int64) ([]pag
 		}
 		if r.disk >= len(info.Disks) || r.count < 1 || r.count > entriesPerPage ||
 			r.first < 0 || r.last < r.first || r.last >= info.blocks(r.disk) || r.last-r.first+1 < int64(r.count) ||
-			r.offset < dataBegin || r.offset+int64(pageHeaderLen+r.count*indexEntryLen) > dataEnd {
-			return nil, corruptf("directory entry %d out of range", i)
+			r.offset < dataBegin || r.offset > dataEnd-int64(pageHeaderLen+r.count*indexEntryLen) {
+			return nil, corruptf("directory entry %d (disk %d, %d entries, blocks %d-%d, page at %d) out of range",
+				i, r.disk, r.count, r.first, r.last, r.offset)
 		}
 		if i > 0 {
 			prev := refs[i-1]
@@ -343,7 +345,7 @@ func decodeTrailer(b []byte, size int64, h headerPrefix) (trailer, error) {
 	var t trailer
 	if len(b) != trailerLen || string(b[:8]) != trailerMagic {
 		if len(b) == trailerLen && nearMagic(b[:8], trailerMagic) {
-			return t, corruptf("trailer magic damaged")
+			return t, corruptf("trailer magic at offset %d damaged", size-trailerLen)
 		}
 		return t, incompletef("no trailer")
 	}
@@ -351,12 +353,12 @@ func decodeTrailer(b []byte, size int64, h headerPrefix) (trailer, error) {
 		// The end marker is written last: a copy that preallocates its
 		// target has not reached it yet when it ends in zeros.
 		if end[3] != 0 && nearMagic(end, trailerEnd) {
-			return t, corruptf("trailer end marker damaged")
+			return t, corruptf("trailer end marker at offset %d damaged", size-4)
 		}
 		return t, incompletef("trailer not fully written")
 	}
 	if crc(b[:88]) != le.Uint32(b[88:]) {
-		return t, corruptf("trailer checksum mismatch")
+		return t, corruptf("trailer checksum mismatch at offset %d", size-trailerLen)
 	}
 	if v := le.Uint16(b[8:]); v != formatVersion {
 		return t, fmt.Errorf("%w: trailer version %d", ErrUnsupported, v)
@@ -373,7 +375,7 @@ func decodeTrailer(b []byte, size int64, h headerPrefix) (trailer, error) {
 	}
 	end := size - trailerLen
 	if t.dirOffset < dataStart(h.metaLen) || t.dirOffset > end || t.dirLen > end-t.dirOffset || t.dirOffset+t.dirLen != end {
-		return t, corruptf("trailer directory bounds out of range")
+		return t, corruptf("trailer puts the directory at offset %d, %d bytes, but it must end at the trailer (%d)", t.dirOffset, t.dirLen, end)
 	}
 	return t, nil
 }

@@ -27,7 +27,7 @@ func (m *mappedFile) ReadAt(p []byte, off int64) (n int, err error) {
 
 // slice returns n bytes at off without copying.
 func (m *mappedFile) slice(off int64, n int) ([]byte, bool) {
-	if off < 0 || off+int64(n) > int64(len(m.data)) {
+	if off < 0 || n < 0 || off > int64(len(m.data))-int64(n) {
 		return nil, false
 	}
 	return m.data[off : off+int64(n)], true

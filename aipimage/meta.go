@@ -112,6 +112,7 @@ const (
 	minBlockSize  = 4 << 10
 	maxBlockSize  = 4 << 20
 	maxMetaLength = 1 << 20
+	maxScryptN    = 1 << 18
 
 	// DefaultBlockSize is the block size used when WriterOptions leaves it zero.
 	DefaultBlockSize = 64 << 10
@@ -163,8 +164,11 @@ func (p *PointInfo) validate() error {
 		if len(e.Salt) < 16 || len(e.Salt) > 64 || len(e.KeyCheck) != 32 {
 			return fmt.Errorf("encryption salt or key check has a bad length")
 		}
-		if e.N < 2 || e.N > 1<<18 || e.N&(e.N-1) != 0 || e.R != 8 || e.P < 1 || e.P > 4 {
-			return fmt.Errorf("scrypt parameters N=%d r=%d p=%d out of range", e.N, e.R, e.P)
+		// The bounds cap what a hostile header makes a reader pay before
+		// the key check: 128·r·N = 256 MiB of memory, and N·p ≤ 2^18
+		// passes of it (about two seconds).
+		if e.N < 2 || e.N > maxScryptN || e.N&(e.N-1) != 0 || e.R != 8 || e.P < 1 || e.P > 4 || e.N*e.P > maxScryptN {
+			return fmt.Errorf("scrypt parameters N=%d r=%d p=%d out of range (N a power of two, r = 8, 1 ≤ p ≤ 4, N·p ≤ %d)", e.N, e.R, e.P, maxScryptN)
 		}
 	}
 	return nil

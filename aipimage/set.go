@@ -1,6 +1,7 @@
 package aipimage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -118,8 +119,10 @@ func OpenFiles(paths []string, opts *OpenOptions) (*ImageSet, error) {
 		}
 		return nil, err
 	}
+	var kdf *Encryption // the first encrypted file's key derivation
+	var kdfFile string
 	for _, p := range paths {
-		f, err := OpenFile(p, opts)
+		f, err := openFile(p)
 		if errors.Is(err, ErrIncomplete) {
 			s.pending = append(s.pending, Pending{File: p, Reason: err})
 			continue
@@ -128,6 +131,19 @@ func OpenFiles(paths []string, opts *OpenOptions) (*ImageSet, error) {
 			return fail(err)
 		}
 		files = append(files, f)
+		// The files of a set share their key derivation, so that opening
+		// it costs one scrypt run: files that each name their own would
+		// make a folder of small files cost seconds and 256 MiB apiece.
+		if e := f.info.Encryption; e != nil {
+			if kdf == nil {
+				kdf, kdfFile = e, p
+			} else if !sameKDF(kdf, e) {
+				return fail(&ChainError{ErrWrongSet, p, "key derivation parameters (salt, n, r, p) differ from those of " + kdfFile})
+			}
+		}
+		if err := f.unlock(opts); err != nil {
+			return fail(&FileError{File: p, Err: err})
+		}
 	}
 	chain, starts, waiting, err := linkChain(files, len(s.pending) > 0)
 	if err != nil {
@@ -140,6 +156,10 @@ func OpenFiles(paths []string, opts *OpenOptions) (*ImageSet, error) {
 		f.Close()
 	}
 	return s, nil
+}
+
+func sameKDF(a, b *Encryption) bool {
+	return a.KDF == b.KDF && bytes.Equal(a.Salt, b.Salt) && a.N == b.N && a.R == b.R && a.P == b.P
 }
 
 // linkChain orders files from the full images along parent links: the

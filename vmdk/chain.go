@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"sort"
 	"strings"
 )
 
@@ -29,6 +30,11 @@ type Chain struct {
 	links   []*Link
 	size    int64
 	closers []io.Closer
+	// tableFiles are the sparse and COWD extent files opened so far: each
+	// may be named once, so that a descriptor repeating one extent line
+	// cannot make the chain decode (and keep) its grain directory
+	// thousands of times.
+	tableFiles map[string]bool
 }
 
 // OpenChain opens the disk whose descriptor (or monolithic sparse file) is
@@ -38,17 +44,23 @@ type Chain struct {
 // (VMFSSPARSE, COWD) and ZERO extents. Files opened from fsys must
 // implement io.ReaderAt (os.DirFS's do).
 func OpenChain(fsys fs.FS, name string) (*Chain, error) {
-	c := &Chain{}
+	c := &Chain{tableFiles: map[string]bool{}}
 	ok := false
 	defer func() {
 		if !ok {
 			c.Close()
 		}
 	}()
+	seen := map[string]bool{}
 	for name != "" {
 		if len(c.links) == maxChainDepth {
 			return nil, &FileError{name, fmt.Errorf("%w: chain deeper than %d links", ErrUnsupported, maxChainDepth)}
 		}
+		if seen[name] {
+			child := c.links[len(c.links)-1]
+			return nil, &FileError{child.Name, fmt.Errorf("%w: parentFileNameHint %q loops back to a link of the chain", ErrCorrupt, child.Descriptor.ParentFileNameHint)}
+		}
+		seen[name] = true
 		l, err := c.openLink(fsys, name)
 		if err != nil {
 			return nil, &FileError{name, err}
@@ -119,6 +131,9 @@ func (c *Chain) openLink(fsys fs.FS, name string) (*Link, error) {
 	if h, ok := decodeSparseHeader(head); ok {
 		// A monolithic sparse file: its descriptor is embedded and the file
 		// itself is the only extent.
+		if err := c.claimTableFile(name); err != nil {
+			return nil, err
+		}
 		t, _, err := openSparse(r, size)
 		if err != nil {
 			return nil, err
@@ -173,7 +188,13 @@ func (c *Chain) openExtent(fsys fs.FS, descName string, e Extent) (extentReader,
 	if e.Type == ExtentZero {
 		return zeroExtent{n}, nil
 	}
-	r, size, err := c.open(fsys, resolve(descName, e.File))
+	file := resolve(descName, e.File)
+	if e.Type == ExtentSparse || e.Type == ExtentVMFSSparse {
+		if err := c.claimTableFile(file); err != nil {
+			return nil, err
+		}
+	}
+	r, size, err := c.open(fsys, file)
 	if err != nil {
 		return nil, err
 	}
@@ -194,6 +215,17 @@ func (c *Chain) openExtent(fsys fs.FS, descName string, e Extent) (extentReader,
 		return clipExtent(t, n), nil
 	}
 	return nil, fmt.Errorf("%w: extent type %s", ErrUnsupported, e.Type)
+}
+
+// claimTableFile notes that the sparse or COWD extent file name is opened,
+// which may happen once per chain: such an extent holds one range of one
+// disk.
+func (c *Chain) claimTableFile(name string) error {
+	if c.tableFiles[name] {
+		return corruptf("sparse extent file %q named twice in the chain", name)
+	}
+	c.tableFiles[name] = true
+	return nil
 }
 
 // clipExtent makes a table extent report the size its descriptor line
@@ -220,10 +252,9 @@ func (l *Link) size() int64 {
 
 // readAt reads a prefix of p at off from the extent that holds off.
 func (l *Link) readAt(p []byte, off int64) (int, bool, error) {
-	i := len(l.starts) - 1
-	for i > 0 && l.starts[i] > off {
-		i--
-	}
+	// The last extent starting at or before off: a binary search, since a
+	// descriptor may list thousands of extents.
+	i := max(0, sort.Search(len(l.starts), func(i int) bool { return l.starts[i] > off })-1)
 	x := l.extents[i]
 	rel := off - l.starts[i]
 	if rel >= x.size() {

@@ -87,24 +87,30 @@ const sparseSeedDesc = "version=1\nCID=00000003\nparentCID=ffffffff\ncreateType=
 const sparseSeedChild = "version=1\nCID=00000002\nparentCID=00000001\ncreateType=\"twoGbMaxExtentSparse\"\nparentFileNameHint=\"sb.vmdk\"\nRW 300 SPARSE \"sb-000001-sparse.vmdk\"\n"
 const sparseSeedBase = "version=1\nCID=00000001\nparentCID=ffffffff\ncreateType=\"vmfs\"\nRW 300 VMFS \"sb-flat.vmdk\"\n"
 
-// FuzzSparseFile reads a hosted sparse extent through a chain (as a child's
-// SPARSE extent, and as a monolithic file), and opens it with OpenSparse,
-// writes into it and opens the result again.
+// sparseSeedFlat is the base under FuzzSparseFile's child, made once: it
+// is read-only.
+var sparseSeedFlat = bytes.Repeat([]byte{7}, 300*SectorSize)
+
+// FuzzSparseFile reads a hosted sparse extent (a packed input, see
+// unpackFile) through a chain (as a child's SPARSE extent, and as a
+// monolithic file), and opens it with OpenSparse, writes into it and opens
+// the result again.
 func FuzzSparseFile(f *testing.F) {
-	f.Add(compactSparse(300, true, "", map[int64]byte{0: 1, 2: 2}))
-	f.Add(compactSparse(300, false, sparseSeedDesc, map[int64]byte{1: 3}))
-	f.Add(compactSparse(300, true, sparseSeedDesc, map[int64]byte{0: 0, 2: 4}))
-	f.Add(compactSparse(300, true, "", nil))
-	f.Add(compactSparse(gtesPerGT*streamGrainSectors+16, true, "", map[int64]byte{3: 5, gtesPerGT: 6}))
-	f.Fuzz(func(t *testing.T, b []byte) {
+	f.Add(packFile(compactSparse(300, true, "", map[int64]byte{0: 1, 2: 2})))
+	f.Add(packFile(compactSparse(300, false, sparseSeedDesc, map[int64]byte{1: 3})))
+	f.Add(packFile(compactSparse(300, true, sparseSeedDesc, map[int64]byte{0: 0, 2: 4})))
+	f.Add(packFile(compactSparse(300, true, "", nil)))
+	f.Add(packFile(compactSparse(gtesPerGT*streamGrainSectors+16, true, "", map[int64]byte{3: 5, gtesPerGT: 6})))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		b := unpackFile(in)
 		fsys := fstest.MapFS{
 			"sb.vmdk":               {Data: []byte(sparseSeedBase)},
-			"sb-flat.vmdk":          {Data: bytes.Repeat([]byte{7}, 300*SectorSize)},
+			"sb-flat.vmdk":          {Data: sparseSeedFlat},
 			"sb-000001.vmdk":        {Data: []byte(sparseSeedChild)},
 			"sb-000001-sparse.vmdk": {Data: b},
 		}
-		readAllOrError(t, fsys, "sb-000001.vmdk")
-		readAllOrError(t, fstest.MapFS{"disk.vmdk": {Data: b}}, "disk.vmdk")
+		readOrError(t, fsys, "sb-000001.vmdk")
+		readOrError(t, fstest.MapFS{"disk.vmdk": {Data: b}}, "disk.vmdk")
 		writeSparseOrError(t, b)
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash/crc32"
+	"math"
 )
 
 // Payload format, version 2 (FORMAT.md is the specification; the
@@ -178,8 +179,9 @@ func decodeHeader(b []byte) (*header, error) {
 	h := &header{targets: make([]targetInfo, n), crc: le.Uint32(b[end:])}
 	copy(h.id[:], b[16:32])
 	records, length := le.Uint64(b[32:]), le.Uint64(b[40:])
-	var sumRecords uint64
-	var sumBytes int64
+	// Sums in uint64: 64 targets at the limits total 2^63 + 3 KiB, one
+	// past int64.
+	var sumRecords, sumBytes uint64
 	var unitOwner [maxUnit + 1]int // unit → 1 + the target at it
 	for i := range h.targets {
 		e := b[headerFixedLen+i*targetEntryLen:]
@@ -204,17 +206,19 @@ func decodeHeader(b []byte) (*header, error) {
 		}
 		h.targets[i] = targetInfo{capacity: int64(capacity), guardBytes: int64(guard), records: int64(recs), guardCRC: le.Uint32(e[24:]), unit: unit}
 		sumRecords += recs
-		sumBytes += int64(guard)
+		sumBytes += guard
 	}
 	if records != sumRecords {
 		return nil, corruptf("record count %d, targets hold %d", records, sumRecords)
 	}
-	h.records = int64(records)
-	want := payloadLen(n, h.records, sumBytes)
-	if length != uint64(want) {
+	want := uint64(headerSectors(n))*sectorSize + sumRecords*recordHdrLen + sumBytes + trailerLen
+	if length != want {
 		return nil, corruptf("payload length %d, layout needs %d", length, want)
 	}
-	h.length = want
+	if want > math.MaxInt64 {
+		return nil, corruptf("payload length %d beyond 2^63", want)
+	}
+	h.records, h.length = int64(records), int64(want)
 	return h, nil
 }
 
