@@ -100,6 +100,8 @@ func (r result) verdict() string {
 	switch {
 	case r.stall:
 		return "stall"
+	case errors.Is(r.err, context.Canceled) && !r.status.Failed:
+		return "stopped" // fuzzall was interrupted
 	case r.status.Failed || r.err != nil:
 		return "FAIL"
 	}
@@ -261,6 +263,8 @@ func printTable(out io.Writer, results []result) bool {
 		switch {
 		case r.stall:
 			notes = append(notes, fmt.Sprintf("%s: no new executions for the stall limit after %d (killed)", r.target, r.status.Execs))
+		case v == "stopped":
+			notes = append(notes, fmt.Sprintf("%s: interrupted after %d executions", r.target, r.status.Execs))
 		case v == "FAIL":
 			note := fmt.Sprintf("%s: %s", r.target, r.status.Message)
 			if r.status.FailingFile != "" {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -121,13 +122,16 @@ func TestPrintTable(t *testing.T) {
 		{target: target{"example.com/a", "FuzzA"}, status: status{Execs: 1200, Interesting: 3, Elapsed: 2 * time.Second}},
 		{target: target{"example.com/b", "FuzzB"}, status: status{Execs: 95, Elapsed: time.Minute}, stall: true},
 		{target: target{"example.com/c", "FuzzC"}, status: status{Execs: 7, Failed: true, Message: "boom", FailingFile: "testdata/fuzz/FuzzC/1"}},
+		{target: target{"example.com/d", "FuzzD"}, status: status{Execs: 9}, err: context.Canceled},
 	})
 	require.False(t, ok)
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
-	require.Len(t, lines, 6)
+	require.Len(t, lines, 8)
+	require.Regexp(t, `^example.com/d.FuzzD\s+9\s+0\s+0\s+stopped`, lines[4])
+	require.Contains(t, lines[7], "interrupted after 9 executions")
 	require.Regexp(t, `^target\s+executions\s+exec/s\s+new interesting\s+result`, lines[0])
 	require.Regexp(t, `^example.com/a.FuzzA\s+1200\s+600\s+3\s+ok`, lines[1])
 	require.Regexp(t, `^example.com/b.FuzzB\s+95\s+2\s+0\s+stall`, lines[2])
 	require.Regexp(t, `^example.com/c.FuzzC\s+7\s+0\s+0\s+FAIL`, lines[3])
-	require.Contains(t, lines[5], "boom (input: testdata/fuzz/FuzzC/1)")
+	require.Contains(t, lines[6], "boom (input: testdata/fuzz/FuzzC/1)")
 }
