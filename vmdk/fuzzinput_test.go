@@ -6,11 +6,11 @@ import (
 	"io/fs"
 	"testing"
 
-	"github.com/standbykit/standbykit/internal/fuzzpack"
+	"github.com/standbykit/standbykit/internal/fuzzimage"
 )
 
 // Inputs of FuzzSparse, FuzzCOWD and FuzzSparseFile are packed files
-// (internal/fuzzpack: the length and the runs of non-zero bytes): these
+// (internal/fuzzimage: the length and the runs of non-zero bytes): these
 // files are mostly zeros (a COWD header is 2 KiB for 32 bytes of fields, a
 // grain table 16 KiB of mostly empty entries, a grain 64 KiB), which the
 // fuzzer would otherwise carry, mutate and minimize at every execution.
@@ -19,8 +19,8 @@ import (
 // 92 KiB, and every execution allocates and copies up to this much.
 const maxFuzzFile = 256 << 10
 
-func packFile(file []byte) []byte { return fuzzpack.Pack(file) }
-func unpackFile(in []byte) []byte { return fuzzpack.Unpack(in, maxFuzzFile) }
+func packFile(file []byte) []byte { return fuzzimage.Pack(file) }
+func unpackFile(in []byte) []byte { return fuzzimage.Unpack(in, maxFuzzFile) }
 
 // fuzzReadBudget bounds what readOrError reads of a chain beyond its first
 // and last 64 KiB: a hostile header may claim a disk of 512 TiB.

@@ -10,10 +10,10 @@ import (
 	"testing"
 
 	"github.com/standbykit/standbykit/esx/appliance"
-	"github.com/standbykit/standbykit/internal/fuzzpack"
+	"github.com/standbykit/standbykit/internal/fuzzimage"
 )
 
-// FuzzApply's inputs are packed payloads (internal/fuzzpack: the length
+// FuzzApply's inputs are packed payloads (internal/fuzzimage: the length
 // and the runs of non-zero bytes), since a payload is mostly the zero
 // padding of its sectors. Each is applied as it is, where a mutation
 // almost always meets a CRC, and with its CRCs recomputed (fixCRCs), where
@@ -85,14 +85,14 @@ func fuzzDisks() (*appliance.MemDisk, *appliance.MemDisk) {
 // its report must tell what it returned.
 func FuzzApply(f *testing.F) {
 	payload := fuzzPayload(f)
-	f.Add(fuzzpack.Pack(payload))
-	f.Add(fuzzpack.Pack(payload[:len(payload)/2]))
+	f.Add(fuzzimage.Pack(payload))
+	f.Add(fuzzimage.Pack(payload[:len(payload)/2]))
 	one, _ := build(f, target(4*kib, 1, 5, ext{Off: 0, Len: 4 * kib}))
-	f.Add(fuzzpack.Pack(one)) // a target of unknown unit
+	f.Add(fuzzimage.Pack(one)) // a target of unknown unit
 	wrongUnit, _ := build(f, at(target(4*kib, 1, 5, ext{Off: 0, Len: 4 * kib}), 2))
-	f.Add(fuzzpack.Pack(wrongUnit))
+	f.Add(fuzzimage.Pack(wrongUnit))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		data := fuzzpack.Unpack(in, maxFuzzPayload)
+		data := fuzzimage.Unpack(in, maxFuzzPayload)
 		checkApply(t, data)
 		fixed := bytes.Clone(data)
 		fixCRCs(fixed)

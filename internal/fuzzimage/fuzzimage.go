@@ -1,17 +1,22 @@
-// Package fuzzimage holds what the fuzz targets of the file-system and
-// volume parsers share: a sparse image format that keeps fuzz inputs
-// small while the images they stand for are megabytes (mostly zeros),
-// and the reading and writing of Go fuzz corpus files.
+// Package fuzzimage holds what the fuzz targets of parsers of mostly-zero
+// files share (file systems, volumes, VMDK extents, appliance payloads):
+// a sparse input format that keeps fuzz inputs small while the files
+// they stand for are kilobytes to megabytes of padding, empty table
+// entries and unused sectors, and the reading and writing of Go fuzz
+// corpus files.
 //
 // A sparse input is
 //
-//	uint32 LE  image size in 4 KiB units (capped by the caller)
+//	uint32 LE  size, capped by the caller: in 4 KiB units (Decode,
+//	           Encode) or in bytes (Unpack, Pack)
 //	repeated:  uint32 LE offset, uint16 LE length, length bytes
 //
 // The chunks are laid over a zero image in order, a later one over an
-// earlier one; a truncated last chunk is cut. Small inputs keep each
-// fuzz execution and, above all, Go's minimization of new inputs (which
-// is quadratic in the input length) cheap.
+// earlier one; a chunk past the end is cut, and a truncated last chunk
+// keeps the bytes it has, so every input stands for some image. Small
+// inputs keep each fuzz execution and, above all, Go's minimization of
+// new inputs (which is quadratic in the input length) cheap, and
+// mutating a chunk's offset moves a structure.
 package fuzzimage
 
 import (
@@ -40,13 +45,24 @@ type Image struct {
 	chunks []Chunk
 }
 
-// Decode reads a sparse input; the image size is capped at maxSize. The
-// chunks alias b.
-func Decode(b []byte, maxSize int64) *Image {
+// Decode reads a sparse input whose size is in Units; the image size is
+// capped at maxSize. The chunks alias b.
+func Decode(b []byte, maxSize int64) *Image { return decode(b, Unit, maxSize) }
+
+// Unpack returns the file a sparse input whose size is in bytes stands
+// for, of at most limit bytes; nil for an input too short to hold a size.
+func Unpack(in []byte, limit int) []byte {
+	if len(in) < 4 {
+		return nil
+	}
+	return decode(in, 1, int64(limit)).Bytes()
+}
+
+func decode(b []byte, unit, maxSize int64) *Image {
 	if len(b) < 4 {
 		return &Image{}
 	}
-	img := &Image{size: min(int64(binary.LittleEndian.Uint32(b))*Unit, maxSize)}
+	img := &Image{size: min(int64(binary.LittleEndian.Uint32(b))*unit, maxSize)}
 	b = b[4:]
 	for len(b) >= 6 {
 		off := int64(binary.LittleEndian.Uint32(b))
@@ -94,8 +110,19 @@ func (img *Image) Bytes() []byte {
 
 // Encode writes chunks as a sparse input of an image of size bytes
 // (rounded up to Unit), splitting chunks longer than a length field holds.
-func Encode(size int64, chunks []Chunk) []byte {
-	out := binary.LittleEndian.AppendUint32(nil, uint32((size+Unit-1)/Unit))
+func Encode(size int64, chunks []Chunk) []byte { return encode(Unit, size, chunks) }
+
+// Pack returns the sparse input, size in bytes, of file: its non-zero
+// bytes. It panics on a file of 4 GiB or more, which no fuzz input is.
+func Pack(file []byte) []byte {
+	if int64(len(file)) > 1<<32-1 {
+		panic("fuzzimage: file too large for a fuzz input")
+	}
+	return encode(1, int64(len(file)), NonZero(0, file))
+}
+
+func encode(unit, size int64, chunks []Chunk) []byte {
+	out := binary.LittleEndian.AppendUint32(nil, uint32((size+unit-1)/unit))
 	for _, c := range chunks {
 		for len(c.Data) > 0 {
 			n := min(len(c.Data), 0xFFFF)
