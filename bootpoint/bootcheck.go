@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/standbykit/standbykit/internal/hosttext"
 )
 
 // Verdicts of a boot check.
@@ -153,7 +155,7 @@ func (s *Standby) observeBoot(ctx context.Context, obs GuestObserver, clone VM, 
 			res.Verdict, res.Method, res.Rule = BootPassed, "heartbeat", "tools-heartbeat"
 			res.Detail = "VMware Tools heartbeat green"
 			if st.GuestFullName != "" {
-				res.Detail += "; guest OS " + st.GuestFullName
+				res.Detail += "; guest OS " + hosttext.Clip(st.GuestFullName, maxGuestText)
 			}
 			return res, nil
 		}

@@ -301,7 +301,7 @@ func (m *Manager) fail(ctx context.Context, t *Task, start time.Time, err error)
 	m.logger().Warn("task failed", "task", t.Name, "err", err)
 	now := m.now()
 	m.update(t.Name, func(s *TaskState) {
-		s.LastAttempt, s.LastError, s.LastFailure, s.Interrupted = start, err.Error(), now, false
+		s.LastAttempt, s.LastError, s.LastFailure, s.Interrupted = start, stateError(err), now, false
 		if errors.Is(err, ErrDiverged) {
 			// Not retried: it waits for an operator's decision.
 			s.Diverged = true

@@ -39,7 +39,7 @@ func (m *Manager) Verify(ctx context.Context, name string, sequence int, full bo
 	uerr := m.update(name, func(s *TaskState) {
 		switch {
 		case errors.As(err, &mismatch):
-			s.LastVerifyError = err.Error()
+			s.LastVerifyError = stateError(err)
 		case err == nil:
 			s.LastVerifyError = ""
 			if full && newest {

@@ -3,10 +3,14 @@ package bootpoint_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -207,4 +211,34 @@ func TestLoadStateMigratesLastRun(t *testing.T) {
 	require.True(t, s.Tasks["bad"].LastSuccess.IsZero())
 	require.Equal(t, day(21), s.Tasks["bad"].LastAttempt)
 	require.True(t, s.Tasks["bad"].Failing())
+}
+
+// A hypervisor's error text is the host's: of any length, with escape
+// sequences. The state keeps one printable line of bounded length.
+func TestManagerClipsHostErrors(t *testing.T) {
+	ctx := context.Background()
+	hostText := "\x1b[2J\x1b[Hfault: " + strings.Repeat("disk busy\r\n", 100000)
+	hv := &hypervisortest.Memory{Fail: func(step string) error {
+		if step == "snapshot" {
+			return fmt.Errorf("host: %s: %w", hostText, io.ErrUnexpectedEOF)
+		}
+		return nil
+	}}
+	task := &bootpoint.Task{Name: "web", Images: sampleDir(t, 1, 5), Trigger: bootpoint.Trigger{Kind: bootpoint.Immediately},
+		Standby: &bootpoint.Standby{Hypervisor: hv, VM: bootpoint.VMSpec{Name: "web-standby"}}}
+	m := &bootpoint.Manager{StatePath: filepath.Join(t.TempDir(), "state.json"), Tasks: []*bootpoint.Task{task}}
+	res, err := m.Tick(ctx)
+	require.NoError(t, err)
+	require.ErrorIs(t, res[0].Err, io.ErrUnexpectedEOF, "the caller still gets the whole error")
+	st, err := m.Status()
+	require.NoError(t, err)
+	got := st["web"].LastError
+	require.NotEmpty(t, got)
+	require.LessOrEqual(t, len(got), 2048)
+	require.Contains(t, got, "fault: disk busy")
+	require.True(t, utf8.ValidString(got))
+	require.False(t, strings.ContainsAny(got, "\x1b\r\n"), "control characters kept: %q", got[:64])
+	raw, err := os.ReadFile(m.StatePath)
+	require.NoError(t, err)
+	require.Less(t, len(raw), 16<<10, "state file of %d bytes", len(raw))
 }

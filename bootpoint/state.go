@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/standbykit/standbykit/internal/hosttext"
 )
 
 // TaskState is what the manager remembers of a task between runs. The
@@ -186,3 +188,15 @@ func (s *State) task(name string) *TaskState {
 	}
 	return t
 }
+
+// maxStateError bounds an error's text kept in the state: much of it
+// is a hypervisor's (a task's fault, a transport's answer), of any length,
+// and status prints it on a terminal.
+const maxStateError = 2048
+
+// maxGuestText bounds a string a guest reports through the hypervisor.
+const maxGuestText = 256
+
+// stateError is err's text as the state keeps it: one printable line of
+// at most maxStateError bytes.
+func stateError(err error) string { return hosttext.Clip(err.Error(), maxStateError) }

@@ -156,7 +156,7 @@ func (h *Host) AddBootPoint(ctx context.Context, vm bootpoint.VM, changes []boot
 	task, err := s.obj.CreateSnapshot(ctx, name, description, false, false)
 	var res *types.TaskInfo
 	if err == nil {
-		res, err = task.WaitForResult(ctx)
+		res, err = taskResult(ctx, task)
 	}
 	if err != nil {
 		return fail(fmt.Errorf("esx: VM %s: snapshot %q: %w", s.mo.Name, name, err))
@@ -206,7 +206,7 @@ func (h *Host) setWriting(ctx context.Context, s *vmState, name string) error {
 		ExtraConfig: []types.BaseOptionValue{&types.OptionValue{Key: writingKey, Value: name}},
 	})
 	if err == nil {
-		err = task.Wait(ctx)
+		err = waitTask(ctx, task)
 	}
 	if err != nil {
 		return fmt.Errorf("esx: VM %s: setting %s: %w", s.mo.Name, writingKey, err)

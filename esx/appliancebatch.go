@@ -271,7 +271,7 @@ func (h *Host) attachBatch(ctx context.Context, app *vmState, jobs []*applianceJ
 	spec.DeviceChange = append(spec.DeviceChange, &types.VirtualDeviceConfigSpec{Operation: types.VirtualDeviceConfigSpecOperationEdit, Device: serial})
 	task, err := app.obj.Reconfigure(ctx, spec)
 	if err == nil {
-		err = task.Wait(ctx)
+		err = waitTask(ctx, task)
 	}
 	if err != nil {
 		return fmt.Errorf("attaching the disks to the appliance %s: %w", app.mo.Name, err)

@@ -246,7 +246,7 @@ func (h *Host) detachAll(ctx context.Context, app *vmState) error {
 	}
 	task, err := s.obj.Reconfigure(ctx, spec)
 	if err == nil {
-		err = task.Wait(ctx)
+		err = waitTask(ctx, task)
 	}
 	if err != nil {
 		return fmt.Errorf("esx: detaching disks from the appliance %s: %w", s.mo.Name, err)
@@ -380,7 +380,7 @@ func (h *Host) deployAppliance(ctx context.Context, name string) (*vmState, erro
 	task, err := h.Folder.CreateVM(ctx, spec, h.Pool, h.HostSystem)
 	var res *types.TaskInfo
 	if err == nil {
-		res, err = task.WaitForResult(ctx)
+		res, err = taskResult(ctx, task)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("esx: creating the writer appliance %s: %w", name, err)
@@ -420,7 +420,7 @@ func (h *Host) attachBootImage(ctx context.Context, s *vmState) error {
 		&types.VirtualDeviceConfigSpec{Operation: types.VirtualDeviceConfigSpecOperationAdd, Device: cd},
 	}})
 	if err == nil {
-		err = task.Wait(ctx)
+		err = waitTask(ctx, task)
 	}
 	if err != nil {
 		return fmt.Errorf("esx: inserting the appliance's boot image: %w", err)

@@ -47,7 +47,7 @@ func (h *Host) ConnectNetwork(ctx context.Context, vm bootpoint.VM, network stri
 	}
 	task, err := s.obj.Reconfigure(ctx, spec)
 	if err == nil {
-		err = task.Wait(ctx)
+		err = waitTask(ctx, task)
 	}
 	if err != nil {
 		return fmt.Errorf("esx: VM %s: connecting to network %s: %w", s.mo.Name, network, err)
@@ -117,7 +117,7 @@ func (h *Host) CloneForTest(ctx context.Context, vm bootpoint.VM, sn bootpoint.S
 	task, err := h.Folder.CreateVM(ctx, spec, h.Pool, h.HostSystem)
 	var res *types.TaskInfo
 	if err == nil {
-		res, err = task.WaitForResult(ctx)
+		res, err = taskResult(ctx, task)
 	}
 	if err != nil {
 		return bootpoint.VM{}, errors.Join(fmt.Errorf("esx: creating test clone %s: %w", name, err),
@@ -176,7 +176,7 @@ func (h *Host) CloneForTest(ctx context.Context, vm bootpoint.VM, sn bootpoint.S
 	}
 	task, err = cs.obj.Reconfigure(ctx, types.VirtualMachineConfigSpec{DeviceChange: add})
 	if err == nil {
-		err = task.Wait(ctx)
+		err = waitTask(ctx, task)
 	}
 	if err != nil {
 		return fail(fmt.Errorf("esx: test clone %s: attaching disks: %w", name, err))

@@ -11,6 +11,7 @@ import (
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/standbykit/standbykit/bootpoint"
+	"github.com/standbykit/standbykit/internal/hosttext"
 )
 
 var _ bootpoint.GuestObserver = (*Host)(nil)
@@ -23,12 +24,7 @@ const maxGuestText = 256
 // in 24-bit colour is 12 MB uncompressed.
 const maxScreenshot = 16 << 20
 
-func clip(s string) string {
-	if len(s) > maxGuestText {
-		return s[:maxGuestText]
-	}
-	return s
-}
+func clip(s string) string { return hosttext.Clip(s, maxGuestText) }
 
 // GuestStatus implements bootpoint.GuestObserver, from the VM's guest
 // properties (VMware Tools' running state and the OS it reports) and its
@@ -62,7 +58,7 @@ func (h *Host) Screenshot(ctx context.Context, vm bootpoint.VM) ([]byte, error) 
 	if err != nil {
 		return nil, fmt.Errorf("esx: VM %s: screenshot: %w", s.mo.Name, err)
 	}
-	info, err := object.NewTask(h.Client, res.Returnval).WaitForResult(ctx)
+	info, err := taskResult(ctx, object.NewTask(h.Client, res.Returnval))
 	if err != nil {
 		return nil, fmt.Errorf("esx: VM %s: screenshot: %w", s.mo.Name, err)
 	}

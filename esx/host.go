@@ -130,7 +130,7 @@ func (h *Host) setPower(ctx context.Context, s *vmState, on bool) error {
 		return nil
 	}
 	if err == nil {
-		err = task.Wait(ctx)
+		err = waitTask(ctx, task)
 	}
 	if err != nil && !fault.Is(err, &types.InvalidPowerState{}) {
 		return fmt.Errorf("esx: powering VM %s on=%t: %w", s.mo.Name, on, err)
@@ -166,7 +166,7 @@ func (h *Host) destroy(ctx context.Context, s *vmState) error {
 	} else {
 		task, err := s.obj.Destroy(ctx)
 		if err == nil {
-			err = task.Wait(ctx)
+			err = waitTask(ctx, task)
 		}
 		if err != nil {
 			return fmt.Errorf("esx: destroying VM %s: %w", s.mo.Name, err)
@@ -187,7 +187,7 @@ func (h *Host) deleteFolder(ctx context.Context, ds *object.Datastore, dir strin
 	fm := object.NewFileManager(h.Client)
 	task, err := fm.DeleteDatastoreFile(ctx, ds.Path(dir), h.Datacenter)
 	if err == nil {
-		err = task.Wait(ctx)
+		err = waitTask(ctx, task)
 	}
 	if err != nil && !isNotFound(err) {
 		return fmt.Errorf("esx: deleting %s: %w", ds.Path(dir), err)
@@ -372,7 +372,7 @@ func (h *Host) removeSnapshot(ctx context.Context, ref types.ManagedObjectRefere
 	if err != nil {
 		return err
 	}
-	return object.NewTask(h.Client, res.Returnval).Wait(ctx)
+	return waitTask(ctx, object.NewTask(h.Client, res.Returnval))
 }
 
 // Revert implements bootpoint.Hypervisor: ESXi discards the current
@@ -407,7 +407,7 @@ func (h *Host) revert(ctx context.Context, s *vmState, ref types.ManagedObjectRe
 	if err != nil {
 		return err
 	}
-	return object.NewTask(h.Client, res.Returnval).Wait(ctx)
+	return waitTask(ctx, object.NewTask(h.Client, res.Returnval))
 }
 
 // recorded tells whether some snapshot's disk has file as its leaf.

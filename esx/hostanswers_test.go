@@ -1,10 +1,19 @@
 package esx
 
 import (
+	"context"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/vmware/govmomi/fault"
+	"github.com/vmware/govmomi/find"
+	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/task"
+	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/standbykit/standbykit/internal/hosttext"
 )
 
 // A host's snapshot tree is checked before it is walked.
@@ -29,4 +38,27 @@ func TestCheckSnapshotTree(t *testing.T) {
 	require.NoError(t, checkSnapshotTree(wide))
 	wide.RootSnapshotList = append(wide.RootSnapshotList, types.VirtualMachineSnapshotTree{})
 	require.ErrorIs(t, checkSnapshotTree(wide), ErrImplausible)
+}
+
+// A task's fault keeps its type through waitTask, and its text, the
+// host's, is bounded.
+func TestTaskErrorsBounded(t *testing.T) {
+	simulator.Test(func(ctx context.Context, c *vim25.Client) {
+		vm, err := find.NewFinder(c).VirtualMachine(ctx, "DC0_H0_VM0")
+		require.NoError(t, err)
+		on, err := vm.PowerOn(ctx) // already on
+		require.NoError(t, err)
+		err = waitTask(ctx, on)
+		require.Error(t, err)
+		require.True(t, fault.Is(err, &types.InvalidPowerState{}), "fault type lost: %v", err)
+	})
+
+	huge := task.Error{LocalizedMethodFault: &types.LocalizedMethodFault{
+		Fault:            &types.InvalidPowerState{},
+		LocalizedMessage: "\x1b]0;owned\x07" + strings.Repeat("the disk is busy; ", 1<<16),
+	}}
+	err := hosttext.Wrap(huge, maxHostError)
+	require.LessOrEqual(t, len(err.Error()), maxHostError)
+	require.NotContains(t, err.Error(), "\x1b")
+	require.True(t, fault.Is(err, &types.InvalidPowerState{}))
 }

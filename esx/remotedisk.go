@@ -68,7 +68,7 @@ func (h *Host) folderSizes(ctx context.Context, s *vmState) (map[string]int64, e
 	if err != nil {
 		return nil, fmt.Errorf("esx: listing %s: %w", s.ds.Path(s.dir), err)
 	}
-	info, err := task.WaitForResult(ctx, nil)
+	info, err := taskResult(ctx, task)
 	if err != nil {
 		return nil, fmt.Errorf("esx: listing %s: %w", s.ds.Path(s.dir), err)
 	}

@@ -23,7 +23,7 @@ func (h *Host) RenameVM(ctx context.Context, vm bootpoint.VM, name string) (boot
 	}
 	task, err := s.obj.Rename(ctx, name)
 	if err == nil {
-		err = task.Wait(ctx)
+		err = waitTask(ctx, task)
 	}
 	if err != nil {
 		return bootpoint.VM{}, fmt.Errorf("esx: renaming VM %s to %s: %w", s.mo.Name, name, err)
