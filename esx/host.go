@@ -219,7 +219,6 @@ func (h *Host) usesForeignFiles(ctx context.Context, s *vmState) (bool, error) {
 	return false, nil
 }
 
-// snapshotTree flattens the VM's snapshot tree, oldest first.
 // ErrImplausible reports an answer from the host that cannot be right (a
 // snapshot tree deeper or larger than ESXi makes, say): answers are
 // checked before they drive loops, as input from outside.

@@ -2,6 +2,7 @@ package esx
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -61,4 +62,29 @@ func TestTaskErrorsBounded(t *testing.T) {
 	require.LessOrEqual(t, len(err.Error()), maxHostError)
 	require.NotContains(t, err.Error(), "\x1b")
 	require.True(t, fault.Is(err, &types.InvalidPowerState{}))
+}
+
+// A host's folder listing is checked before it sizes reads.
+func TestListedSizes(t *testing.T) {
+	file := func(name string, size int64) types.BaseFileInfo {
+		return &types.FileInfo{Path: name, FileSize: size}
+	}
+	sizes, err := listedSizes("[ds] vm", []types.BaseFileInfo{file("vm.vmdk", 512), file("vm-flat.vmdk", 1<<30)})
+	require.NoError(t, err)
+	require.Equal(t, map[string]int64{"vm.vmdk": 512, "vm-flat.vmdk": 1 << 30}, sizes)
+
+	for name, files := range map[string][]types.BaseFileInfo{
+		"negative size":  {file("vm.vmdk", -1)},
+		"a path":         {file("../other/vm.vmdk", 512)},
+		"no name":        {file("", 512)},
+		"too many files": make([]types.BaseFileInfo, maxFolderFiles+1),
+	} {
+		for i := range files {
+			if files[i] == nil {
+				files[i] = file(fmt.Sprintf("f%d", i), 1)
+			}
+		}
+		_, err := listedSizes("[ds] vm", files)
+		require.ErrorIs(t, err, ErrImplausible, name)
+	}
 }

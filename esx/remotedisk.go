@@ -14,6 +14,7 @@ import (
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/vim25/types"
 
+	"github.com/standbykit/standbykit/internal/hosttext"
 	"github.com/standbykit/standbykit/vmdk"
 )
 
@@ -76,10 +77,28 @@ func (h *Host) folderSizes(ctx context.Context, s *vmState) (map[string]int64, e
 	if !ok {
 		return nil, fmt.Errorf("esx: listing %s: unexpected result %T", s.ds.Path(s.dir), info.Result)
 	}
-	sizes := map[string]int64{}
-	for _, f := range res.File {
+	return listedSizes(s.ds.Path(s.dir), res.File)
+}
+
+// maxFolderFiles bounds the files of one VM folder: a standby at its
+// deepest holds a few hundred (descriptors, extents and snapshot files of
+// every disk at every boot point).
+const maxFolderFiles = 16384
+
+// listedSizes checks a folder listing from the host and returns its
+// files' sizes by name.
+func listedSizes(folder string, files []types.BaseFileInfo) (map[string]int64, error) {
+	if len(files) > maxFolderFiles {
+		return nil, fmt.Errorf("%w: %s lists %d files, more than %d", ErrImplausible, folder, len(files), maxFolderFiles)
+	}
+	sizes := make(map[string]int64, len(files))
+	for _, f := range files {
 		fi := f.GetFileInfo()
-		sizes[path.Clean(fi.Path)] = fi.FileSize
+		name := path.Clean(fi.Path)
+		if fi.FileSize < 0 || name == "." || strings.Contains(name, "/") {
+			return nil, fmt.Errorf("%w: %s lists %q of %d bytes", ErrImplausible, folder, hosttext.Clip(fi.Path, 256), fi.FileSize)
+		}
+		sizes[name] = fi.FileSize
 	}
 	return sizes, nil
 }
