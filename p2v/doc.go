@@ -34,7 +34,9 @@
 // Files are rewritten only inside their own blocks; what cannot be done
 // offline is a warning in the plan, never a silent omission.
 //
-// Inspection reads only metadata and the few files it needs, and is
+// Inspection reads only metadata and the few files it needs (small
+// configuration files whole, up to 16 MiB; the initramfs streamed in place
+// from its extents, its files' data discarded as it goes), and is
 // deterministic: the plan of the same bytes is the same, which the boot
 // point pipeline relies on to undo a previous point's patches.
 package p2v

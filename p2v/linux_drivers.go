@@ -1,7 +1,6 @@
 package p2v
 
 import (
-	"bytes"
 	"slices"
 	"strings"
 
@@ -20,7 +19,10 @@ var linuxDrivers = []struct {
 	{"nvme", ControllerNVMe},
 }
 
-// maxInitramfs bounds the decompressed size of an initramfs read.
+// maxInitramfs bounds the decompressed bytes of an initramfs read: the
+// image is read in place and its files' data discarded as it streams, so
+// this bounds time (seconds), not memory. Real images with firmware
+// unpack to a few hundred MiB.
 const maxInitramfs = 2 << 30
 
 // chooseLinuxController picks the controller whose driver the newest
@@ -52,13 +54,13 @@ func (in Inspector) chooseLinuxController(plan *Plan, boot fileSystem, prefix st
 	// distributions; version strings sort well enough for that.
 	slices.SortFunc(images, func(a, b string) int { return compareVersions(b, a) })
 	name := strings.TrimSuffix(prefix, "/") + "/" + images[0]
-	data, err := boot.ReadFile(name)
+	data, err := boot.OpenFile(name)
 	if err != nil {
 		plan.warnf("%s: %v: the boot disk controller cannot be chosen from the guest's drivers", name, err)
 		plan.Controller = fallback(in.Controller)
 		return
 	}
-	ar, err := initramfs.Read(bytes.NewReader(data), maxInitramfs)
+	ar, err := initramfs.Read(data, maxInitramfs)
 	if err != nil {
 		plan.warnf("%s: %v: the boot disk controller cannot be chosen from the guest's drivers", name, err)
 		plan.Controller = fallback(in.Controller)

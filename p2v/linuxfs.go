@@ -11,6 +11,9 @@ import (
 type fileSystem interface {
 	UUID() string
 	ReadFile(path string) ([]byte, error)
+	// OpenFile returns a reader of the regular file at path that reads it
+	// in place, for files too large to hold (an initramfs).
+	OpenFile(path string) (io.Reader, error)
 	List(dir string) ([]string, error)
 	// Rewrite returns the patches (offsets within the file system) that
 	// give path new content inside its own blocks, or why it cannot.
@@ -25,15 +28,30 @@ type fsPatch struct {
 // openFileSystem opens the Linux file systems inspection reads.
 func openFileSystem(r io.ReaderAt, size int64) (fileSystem, bool) {
 	if fs, err := ext4.Open(r, size); err == nil {
-		return ext4View{fs}, true
+		return ext4View{fs, r}, true
 	}
 	if fs, err := xfs.Open(r, size); err == nil {
-		return xfsView{fs}, true
+		return xfsView{fs, r}, true
 	}
 	return nil, false
 }
 
-type ext4View struct{ *ext4.FS }
+type ext4View struct {
+	*ext4.FS
+	dev io.ReaderAt
+}
+
+func (v ext4View) OpenFile(path string) (io.Reader, error) {
+	rs, err := v.FileRanges(path)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]fileRange, len(rs))
+	for i, r := range rs {
+		out[i] = fileRange{r.Offset, r.Length, r.Zero}
+	}
+	return &rangesReader{dev: v.dev, ranges: out}, nil
+}
 
 func (v ext4View) List(dir string) ([]string, error) {
 	entries, err := v.ReadDir(dir)
@@ -54,4 +72,42 @@ func (v ext4View) Rewrite(path string, content []byte) ([]fsPatch, error) {
 		out[i] = fsPatch{p.Offset, p.Data}
 	}
 	return out, err
+}
+
+// fileRange is a run of a file's bytes in its file system (ext4.Range,
+// xfs.Range): at offset, or zeros.
+type fileRange struct {
+	offset, length int64
+	zero           bool
+}
+
+// rangesReader reads a file from its ranges, in order.
+type rangesReader struct {
+	dev    io.ReaderAt
+	ranges []fileRange
+	pos    int64 // within ranges[0]
+}
+
+func (r *rangesReader) Read(p []byte) (int, error) {
+	for len(r.ranges) > 0 && r.pos == r.ranges[0].length {
+		r.ranges, r.pos = r.ranges[1:], 0
+	}
+	if len(r.ranges) == 0 {
+		return 0, io.EOF
+	}
+	cur := r.ranges[0]
+	p = p[:min(int64(len(p)), cur.length-r.pos)]
+	if cur.zero {
+		clear(p)
+		r.pos += int64(len(p))
+		return len(p), nil
+	}
+	n, err := r.dev.ReadAt(p, cur.offset+r.pos)
+	r.pos += int64(n)
+	if err == io.EOF && n == len(p) {
+		err = nil
+	} else if err == io.EOF {
+		err = io.ErrUnexpectedEOF // the range lies past the device's end
+	}
+	return n, err
 }

@@ -1,7 +1,9 @@
 package p2v
 
 import (
+	"bytes"
 	"errors"
+	"io"
 
 	"github.com/standbykit/standbykit/p2v/xfs"
 )
@@ -10,7 +12,27 @@ import (
 // XFS but does not write it yet.
 var errXFSReadOnly = errors.New("files on XFS are read, not rewritten (XFS fixups are not done yet)")
 
-type xfsView struct{ *xfs.FS }
+type xfsView struct {
+	*xfs.FS
+	dev io.ReaderAt
+}
+
+func (v xfsView) OpenFile(path string) (io.Reader, error) {
+	rs, err := v.FileRanges(path)
+	if errors.Is(err, xfs.ErrUnsupported) {
+		// A file small enough to live in its inode.
+		b, err := v.ReadFile(path)
+		return bytes.NewReader(b), err
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]fileRange, len(rs))
+	for i, r := range rs {
+		out[i] = fileRange{r.Offset, r.Length, r.Zero}
+	}
+	return &rangesReader{dev: v.dev, ranges: out}, nil
+}
 
 func (v xfsView) List(dir string) ([]string, error) {
 	entries, err := v.ReadDir(dir)

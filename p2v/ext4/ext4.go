@@ -25,7 +25,7 @@ var (
 )
 
 // MaxReadSize bounds ReadFile: larger files are refused (use FileRanges).
-const MaxReadSize = 64 << 20
+const MaxReadSize = 16 << 20
 
 // maxSymlinkHops is the kernel's limit on symbolic links followed while
 // resolving one path.

@@ -24,7 +24,7 @@ var (
 )
 
 // MaxReadSize bounds ReadFile: larger files are refused (use FileRanges).
-const MaxReadSize = 256 << 20
+const MaxReadSize = 16 << 20
 
 const maxSymlinkHops = 40
 
