@@ -12,16 +12,14 @@ import (
 
 // bootChecks is the manager's boot-check configuration.
 func bootChecks(cfg *config) bootpoint.BootChecks {
-	b := bootpoint.BootChecks{PerHost: cfg.BootChecksPerHost, Judge: screenJudge}
+	// A guest without VMware Tools is judged by its screen, by the rules
+	// of package bootcheck with their defaults.
+	b := bootpoint.BootChecks{PerHost: cfg.BootChecksPerHost, Judge: bootcheck.Rules{}.JudgePNG}
 	if len(cfg.AlertCommand) > 0 {
 		b.Alert = bootpoint.CommandAlert(cfg.AlertCommand)
 	}
 	return b
 }
-
-// screenJudge judges a screenshot when a guest has no VMware Tools: the
-// rules of package bootcheck, with their defaults.
-var screenJudge bootpoint.ScreenJudge = bootcheck.Rules{}.JudgePNG
 
 // bootCheck boot-checks a boot point now and prints the verdict; a check
 // that did not pass exits with status 1.

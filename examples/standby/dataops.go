@@ -31,7 +31,7 @@ func verifyTask(ctx context.Context, e *opsEnv, name string, point int, full boo
 		what = "every byte"
 	}
 	e.printf("%s: boot point %d of %s verified (%s): %s read back from the host in %s\n", name,
-		res.BootPoint.Meta.Sequence, t.Standby.VM.Name, what, mib(res.Bytes), res.Duration.Round(time.Millisecond))
+		res.BootPoint.Meta.Sequence, t.Standby.VM.Name, what, bytesHuman(res.Bytes), res.Duration.Round(time.Millisecond))
 	return nil
 }
 
@@ -50,7 +50,7 @@ func reseedTask(ctx context.Context, e *opsEnv, name string) error {
 		return nil
 	}
 	e.printf("%s: reseeded: %s was made anew from point %d (%s written and read back); the old VM and its boot points are deleted\n",
-		name, t.Standby.VM.Name, res.BootPoint.Meta.Sequence, mib(res.Bytes))
+		name, t.Standby.VM.Name, res.BootPoint.Meta.Sequence, bytesHuman(res.Bytes))
 	return nil
 }
 
@@ -88,10 +88,10 @@ func writtenSummary(rs []bootpoint.Result) string {
 		read += r.ReadBack
 	}
 	if read == written {
-		return mib(written) + " written and read back"
+		return bytesHuman(written) + " written and read back"
 	}
 	if read == 0 {
-		return mib(written) + " written (not read back: verifyWrites is off)"
+		return bytesHuman(written) + " written (not read back: verifyWrites is off)"
 	}
-	return fmt.Sprintf("%s written, %s read back", mib(written), mib(read))
+	return fmt.Sprintf("%s written, %s read back", bytesHuman(written), bytesHuman(read))
 }

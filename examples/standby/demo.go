@@ -98,7 +98,7 @@ func demo(ctx context.Context, out io.Writer, o demoOptions) error {
 	fmt.Fprintln(tw, "   VM\tHOST\tBOOT POINTS\tLAST POINT\tWRITTEN")
 	for _, v := range vms {
 		fmt.Fprintf(tw, "   %s\t%s\t%d\t%d (%s)\t%s\n", v.sb.VM.Name, tgt.name, v.bps, v.last.Sequence,
-			v.last.PointTime.Format("2006-01-02 15:04"), mib(v.written))
+			v.last.PointTime.Format("2006-01-02 15:04"), bytesHuman(v.written))
 	}
 	tw.Flush()
 	fmt.Fprintf(out, "\nDone in %s. On a disaster: revert a standby VM to any boot point and power it on\n", time.Since(start).Round(time.Millisecond))
@@ -164,7 +164,7 @@ func (v *demoVM) keep(ctx context.Context, out io.Writer, n int, tgt *target, lo
 		}
 		delta := "-"
 		if i < len(results) {
-			delta = mib(results[i].Bytes)
+			delta = bytesHuman(results[i].Bytes)
 		}
 		fmt.Fprintf(tw, "     %d\t%s\t%s\t%d\tidentical\n", bp.Meta.Sequence, bp.Snapshot.Name, delta, len(plan.Patches))
 	}
@@ -237,4 +237,3 @@ func pointIndex(points []aipimage.PointInfo, id string) int {
 	return -1
 }
 
-func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

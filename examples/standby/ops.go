@@ -247,7 +247,7 @@ func (e *opsEnv) printResults(rs []bootpoint.TaskResult, forced bool) (failing i
 			}
 		}
 		if v := r.Verify; v != nil && r.Err == nil {
-			e.printf("%s: scheduled full verification of boot point %d: %s read back in %s, identical\n", r.Task, v.BootPoint.Meta.Sequence, mib(v.Bytes), v.Duration.Round(time.Millisecond))
+			e.printf("%s: scheduled full verification of boot point %d: %s read back in %s, identical\n", r.Task, v.BootPoint.Meta.Sequence, bytesHuman(v.Bytes), v.Duration.Round(time.Millisecond))
 		}
 	}
 	return failing

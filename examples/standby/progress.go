@@ -60,7 +60,7 @@ func (p *progress) event(e bootpoint.Event) {
 		p.pointStart = now
 	case "done":
 		if p.task == "" {
-			p.printf("point %d → boot point %d: %s written in %s\n", e.Sequence, e.Sequence, mib(e.Bytes), now.Sub(p.pointStart).Round(time.Millisecond))
+			p.printf("point %d → boot point %d: %s written in %s\n", e.Sequence, e.Sequence, bytesHuman(e.Bytes), now.Sub(p.pointStart).Round(time.Millisecond))
 		}
 	case bootpoint.StepStream, bootpoint.StepUpload, bootpoint.StepPayload, bootpoint.StepVerify:
 		p.transfer(now, e)

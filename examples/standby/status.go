@@ -143,7 +143,7 @@ func printStatusTable(e *opsEnv, rows []statusRow, now time.Time) {
 		}
 		success := "-"
 		if !r.LastSuccess.IsZero() {
-			success = fmt.Sprintf("%s (%s, %s)", r.LastSuccess.Local().Format("01-02 15:04"), mib(r.LastBytes),
+			success = fmt.Sprintf("%s (%s, %s)", r.LastSuccess.Local().Format("01-02 15:04"), bytesHuman(r.LastBytes),
 				time.Duration(r.LastDurationSeconds*float64(time.Second)).Round(time.Second))
 		}
 		lastErr := "-"
