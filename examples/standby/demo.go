@@ -236,4 +236,3 @@ func pointIndex(points []aipimage.PointInfo, id string) int {
 	}
 	return -1
 }
-
