@@ -46,11 +46,7 @@ func (v ext4View) OpenFile(path string) (io.Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]fileRange, len(rs))
-	for i, r := range rs {
-		out[i] = fileRange{r.Offset, r.Length, r.Zero}
-	}
-	return &rangesReader{dev: v.dev, ranges: out}, nil
+	return readRanges(v.dev, rs), nil
 }
 
 func (v ext4View) List(dir string) ([]string, error) {
@@ -74,11 +70,20 @@ func (v ext4View) Rewrite(path string, content []byte) ([]fsPatch, error) {
 	return out, err
 }
 
-// fileRange is a run of a file's bytes in its file system (ext4.Range,
-// xfs.Range): at offset, or zeros.
+// fileRange is a run of a file's bytes in its file system, as ext4.Range
+// and xfs.Range are: at Offset, or zeros.
 type fileRange struct {
-	offset, length int64
-	zero           bool
+	Offset, Length int64
+	Zero           bool
+}
+
+// readRanges returns a reader of the file whose ranges on dev are rs.
+func readRanges[R ext4.Range | xfs.Range](dev io.ReaderAt, rs []R) io.Reader {
+	out := make([]fileRange, len(rs))
+	for i, r := range rs {
+		out[i] = fileRange(r)
+	}
+	return &rangesReader{dev: dev, ranges: out}
 }
 
 // rangesReader reads a file from its ranges, in order.
@@ -89,20 +94,20 @@ type rangesReader struct {
 }
 
 func (r *rangesReader) Read(p []byte) (int, error) {
-	for len(r.ranges) > 0 && r.pos == r.ranges[0].length {
+	for len(r.ranges) > 0 && r.pos == r.ranges[0].Length {
 		r.ranges, r.pos = r.ranges[1:], 0
 	}
 	if len(r.ranges) == 0 {
 		return 0, io.EOF
 	}
 	cur := r.ranges[0]
-	p = p[:min(int64(len(p)), cur.length-r.pos)]
-	if cur.zero {
+	p = p[:min(int64(len(p)), cur.Length-r.pos)]
+	if cur.Zero {
 		clear(p)
 		r.pos += int64(len(p))
 		return len(p), nil
 	}
-	n, err := r.dev.ReadAt(p, cur.offset+r.pos)
+	n, err := r.dev.ReadAt(p, cur.Offset+r.pos)
 	r.pos += int64(n)
 	if err == io.EOF && n == len(p) {
 		err = nil

@@ -27,11 +27,7 @@ func (v xfsView) OpenFile(path string) (io.Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]fileRange, len(rs))
-	for i, r := range rs {
-		out[i] = fileRange{r.Offset, r.Length, r.Zero}
-	}
-	return &rangesReader{dev: v.dev, ranges: out}, nil
+	return readRanges(v.dev, rs), nil
 }
 
 func (v xfsView) List(dir string) ([]string, error) {
