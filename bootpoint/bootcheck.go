@@ -9,6 +9,9 @@ import (
 	"github.com/standbykit/standbykit/internal/hosttext"
 )
 
+// maxGuestText bounds a string a guest reports through the hypervisor.
+const maxGuestText = 256
+
 // Verdicts of a boot check.
 const (
 	BootPassed   = "passed"

@@ -194,9 +194,6 @@ func (s *State) task(name string) *TaskState {
 // and status prints it on a terminal.
 const maxStateError = 2048
 
-// maxGuestText bounds a string a guest reports through the hypervisor.
-const maxGuestText = 256
-
 // stateError is err's text as the state keeps it: one printable line of
 // at most maxStateError bytes.
 func stateError(err error) string { return hosttext.Clip(err.Error(), maxStateError) }

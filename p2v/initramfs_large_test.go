@@ -2,16 +2,20 @@ package p2v
 
 import (
 	"bytes"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"testing/iotest"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/standbykit/standbykit/internal/heapprobe"
 	"github.com/standbykit/standbykit/internal/oracle"
+	"github.com/standbykit/standbykit/p2v/ext4"
+	"github.com/standbykit/standbykit/p2v/xfs"
 )
 
 // An initramfs with firmware is often larger than a file ReadFile returns
@@ -86,4 +90,23 @@ func TestLargeInitramfsStreamed(t *testing.T) {
 	_, err = got.ReadFrom(rd)
 	require.NoError(t, err)
 	require.True(t, bytes.Equal(want, got.Bytes()), "streamed %d bytes, debugfs %d", got.Len(), len(want))
+}
+
+func TestReadRanges(t *testing.T) {
+	dev := bytes.NewReader([]byte("0123456789"))
+	rd, err := readRanges(dev, []ext4.Range{{Offset: 2, Length: 3}, {Offset: -1, Length: 2, Zero: true}, {Offset: 8, Length: 2}})
+	require.NoError(t, err)
+	got, err := io.ReadAll(iotest.OneByteReader(rd))
+	require.NoError(t, err)
+	require.Equal(t, []byte("234\x00\x0089"), got)
+
+	rd, err = readRanges(dev, []xfs.Range{{Offset: 8, Length: 5}})
+	require.NoError(t, err)
+	_, err = io.ReadAll(rd)
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF, "a range past the device's end")
+
+	for _, bad := range [][]ext4.Range{{{Offset: 0, Length: -1}}, {{Offset: -5, Length: 1}}} {
+		_, err := readRanges(dev, bad)
+		require.Error(t, err, "%+v", bad)
+	}
 }

@@ -1,6 +1,7 @@
 package p2v
 
 import (
+	"fmt"
 	"io"
 
 	"github.com/standbykit/standbykit/p2v/ext4"
@@ -46,7 +47,7 @@ func (v ext4View) OpenFile(path string) (io.Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return readRanges(v.dev, rs), nil
+	return readRanges(v.dev, rs)
 }
 
 func (v ext4View) List(dir string) ([]string, error) {
@@ -78,12 +79,15 @@ type fileRange struct {
 }
 
 // readRanges returns a reader of the file whose ranges on dev are rs.
-func readRanges[R ext4.Range | xfs.Range](dev io.ReaderAt, rs []R) io.Reader {
+func readRanges[R ext4.Range | xfs.Range](dev io.ReaderAt, rs []R) (io.Reader, error) {
 	out := make([]fileRange, len(rs))
 	for i, r := range rs {
 		out[i] = fileRange(r)
+		if out[i].Length < 0 || !out[i].Zero && out[i].Offset < 0 {
+			return nil, fmt.Errorf("a file range of %d bytes at %d", out[i].Length, out[i].Offset)
+		}
 	}
-	return &rangesReader{dev: dev, ranges: out}
+	return &rangesReader{dev: dev, ranges: out}, nil
 }
 
 // rangesReader reads a file from its ranges, in order.

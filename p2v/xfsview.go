@@ -27,7 +27,7 @@ func (v xfsView) OpenFile(path string) (io.Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return readRanges(v.dev, rs), nil
+	return readRanges(v.dev, rs)
 }
 
 func (v xfsView) List(dir string) ([]string, error) {
