@@ -93,7 +93,24 @@ type result struct {
 	target target
 	status status
 	stall  bool
-	err    error // go test failed to run or exited non-zero
+	err    error    // go test failed to run or exited non-zero
+	tail   []string // go test's last lines, printed when the run is not ok
+}
+
+// tailLines is how many of go test's last lines a result keeps: a
+// failure's message, its input's file and the panic's first frames.
+const tailLines = 40
+
+// report prints the run's verdict and, with withTail, go test's last
+// lines for a run that failed or stalled (-v has printed them already).
+func (r result) report(out io.Writer, withTail bool) {
+	v := r.verdict()
+	fmt.Fprintf(out, "%-60s %s after %d execs\n", r.target, v, r.status.Execs)
+	if withTail && v != "ok" && v != "stopped" {
+		for _, line := range r.tail {
+			fmt.Fprintf(out, "    %s\n", line)
+		}
+	}
 }
 
 func (r result) verdict() string {
@@ -150,7 +167,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (bool, error) {
 			})
 			results[i] = r
 			mu.Lock()
-			fmt.Fprintf(out, "%-60s %s after %d execs\n", t, r.verdict(), r.status.Execs)
+			r.report(out, !cfg.verbose)
 			mu.Unlock()
 		})
 	}
@@ -223,6 +240,10 @@ func fuzzOne(ctx context.Context, cfg config, t target, echo func(string)) resul
 				break
 			}
 			echo(line)
+			if len(r.tail) == tailLines {
+				r.tail = r.tail[1:]
+			}
+			r.tail = append(r.tail, line)
 			if r.status.feed(line) {
 				clock.progress(time.Now())
 			}

@@ -135,3 +135,18 @@ func TestPrintTable(t *testing.T) {
 	require.Regexp(t, `^example.com/c.FuzzC\s+7\s+0\s+0\s+FAIL`, lines[3])
 	require.Contains(t, lines[6], "boom (input: testdata/fuzz/FuzzC/1)")
 }
+
+// A run that is not ok is reported with go test's last lines.
+func TestReportTail(t *testing.T) {
+	r := result{target: target{Pkg: "example.com/p", Name: "FuzzX"}, stall: true, tail: []string{"fuzz: elapsed: 3m0s, execs: 10 (0/sec)"}}
+	var b strings.Builder
+	r.report(&b, true)
+	require.Equal(t, "example.com/p.FuzzX"+strings.Repeat(" ", 60-len("example.com/p.FuzzX"))+" stall after 0 execs\n    fuzz: elapsed: 3m0s, execs: 10 (0/sec)\n", b.String())
+	b.Reset()
+	r.report(&b, false)
+	require.NotContains(t, b.String(), "elapsed", "with -v the lines were printed as they came")
+	b.Reset()
+	r.stall = false
+	r.report(&b, true)
+	require.NotContains(t, b.String(), "elapsed", "an ok run has no tail")
+}
