@@ -95,6 +95,9 @@ type result struct {
 	stall  bool
 	err    error    // go test failed to run or exited non-zero
 	tail   []string // go test's last lines, printed when the run is not ok
+	// deadlineRace: go test failed with Go's -fuzztime deadline race
+	// (go.dev/issue/75804, fixed in Go 1.27) and the corpus replays clean.
+	deadlineRace bool
 }
 
 // tailLines is how many of go test's last lines a result keeps: a
@@ -266,6 +269,19 @@ func fuzzOne(ctx context.Context, cfg config, t target, echo func(string)) resul
 	if err := <-waited; err != nil && !r.stall && r.err == nil {
 		r.err = err
 	}
+	if r.status.deadlineRace() && ctx.Err() == nil {
+		// Go's coordinator race at the -fuzztime boundary: a run that
+		// found nothing fails with "context deadline exceeded". Replaying
+		// every corpus entry (the baseline of a one-execution run) tells
+		// that apart from a failure the run did not get to write.
+		replay := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-fuzz", "^"+t.Name+"$",
+			"-fuzztime", "1x", "-parallel", "1", "-timeout", "0", t.Pkg)
+		if out, err := replay.CombinedOutput(); err == nil {
+			r.err, r.status.Failed, r.deadlineRace = nil, false, true
+		} else {
+			r.tail = append(r.tail, "replaying the corpus after the deadline failure also failed:", string(out))
+		}
+	}
 	return r
 }
 
@@ -286,6 +302,8 @@ func printTable(out io.Writer, results []result) bool {
 			notes = append(notes, fmt.Sprintf("%s: no new executions for the stall limit after %d (killed)", r.target, r.status.Execs))
 		case v == "stopped":
 			notes = append(notes, fmt.Sprintf("%s: interrupted after %d executions", r.target, r.status.Execs))
+		case r.deadlineRace:
+			notes = append(notes, fmt.Sprintf("%s: go test said \"context deadline exceeded\" as -time ran out, with no failing input (Go's coordinator race, go.dev/issue/75804, fixed in Go 1.27); its corpus replays clean", r.target))
 		case v == "FAIL":
 			note := fmt.Sprintf("%s: %s", r.target, r.status.Message)
 			if r.status.FailingFile != "" {

@@ -135,3 +135,10 @@ func (c *stallClock) progress(now time.Time) { c.last = now }
 func (c *stallClock) stalled(now time.Time) bool {
 	return !c.last.IsZero() && now.Sub(c.last) >= c.limit
 }
+
+// deadlineRace reports whether the run failed only as Go's fuzzing
+// coordinator fails a run that found nothing when -fuzztime runs out under
+// load: "context deadline exceeded", and no failing input written.
+func (s status) deadlineRace() bool {
+	return s.Failed && s.Message == "context deadline exceeded" && s.FailingFile == ""
+}

@@ -150,3 +150,37 @@ func TestReportTail(t *testing.T) {
 	r.report(&b, true)
 	require.NotContains(t, b.String(), "elapsed", "an ok run has no tail")
 }
+
+// Go's coordinator fails a run that found nothing when -fuzztime runs
+// out under load; a failure with an input is never taken for that.
+func TestDeadlineRace(t *testing.T) {
+	feed := func(out string) status {
+		var s status
+		for _, line := range strings.Split(out, "\n") {
+			s.feed(line)
+		}
+		return s
+	}
+	race := feed(`fuzz: elapsed: 10m0s, execs: 3969754 (6616/sec), new interesting: 3 (total: 41)
+--- FAIL: FuzzPartitionTable (600.21s)
+    context deadline exceeded
+FAIL
+exit status 1
+FAIL	github.com/standbykit/standbykit/p2v	600.5s`)
+	require.True(t, race.Failed)
+	require.True(t, race.deadlineRace())
+
+	crash := feed(`--- FAIL: FuzzPartitionTable (12.00s)
+    --- FAIL: FuzzPartitionTable (0.00s)
+        testing.go:1: context deadline exceeded
+
+    Failing input written to testdata/fuzz/FuzzPartitionTable/0123456789abcdef
+FAIL`)
+	require.True(t, crash.Failed)
+	require.False(t, crash.deadlineRace(), "a failure with an input is a finding")
+
+	var b strings.Builder
+	printTable(&b, []result{{target: target{Pkg: "p", Name: "FuzzX"}, deadlineRace: true}})
+	require.Contains(t, b.String(), "go.dev/issue/75804")
+	require.Contains(t, b.String(), " ok ")
+}
