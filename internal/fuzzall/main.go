@@ -272,10 +272,12 @@ func fuzzOne(ctx context.Context, cfg config, t target, echo func(string)) resul
 	if r.status.deadlineRace() && ctx.Err() == nil {
 		// Go's coordinator race at the -fuzztime boundary: a run that
 		// found nothing fails with "context deadline exceeded". Replaying
-		// every corpus entry (the baseline of a one-execution run) tells
-		// that apart from a failure the run did not get to write.
+		// every corpus entry tells that apart from a failure the run did
+		// not get to write: a run of a count of executions has no deadline
+		// to race, and its baseline (which the count includes) runs the
+		// corpus first.
 		replay := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-fuzz", "^"+t.Name+"$",
-			"-fuzztime", "1x", "-parallel", "1", "-timeout", "0", t.Pkg)
+			"-fuzztime", fmt.Sprintf("%dx", r.status.Corpus+1), "-parallel", "1", "-timeout", "0", t.Pkg)
 		if out, err := replay.CombinedOutput(); err == nil {
 			r.err, r.status.Failed, r.deadlineRace = nil, false, true
 		} else {

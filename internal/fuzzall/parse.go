@@ -57,6 +57,7 @@ type status struct {
 	Elapsed     time.Duration // the fuzzer's own clock
 	Execs       int64
 	Interesting int64 // new corpus entries found by this run ("new interesting")
+	Corpus      int64 // entries in the corpus: seeds, cached and new ("total")
 	Baseline    int64 // inputs of the corpus run so far before fuzzing starts
 	Fuzzing     bool  // past the seed corpus / baseline coverage phase
 	Failed      bool  // a "--- FAIL" line or a failing input
@@ -84,6 +85,7 @@ func (s *status) feed(line string) (progress bool) {
 		s.Execs = max(s.Execs, n)
 		if m[4] != "" {
 			s.Interesting, _ = strconv.ParseInt(m[4], 10, 64)
+			s.Corpus, _ = strconv.ParseInt(m[5], 10, 64)
 		}
 		return progress
 	}
@@ -94,6 +96,8 @@ func (s *status) feed(line string) (progress bool) {
 		n, _ := strconv.ParseInt(m[2], 10, 64)
 		progress = n > s.Baseline
 		s.Baseline = max(s.Baseline, n)
+		total, _ := strconv.ParseInt(m[3], 10, 64)
+		s.Corpus = max(s.Corpus, total)
 		if m[4] != "" {
 			s.Fuzzing = true
 		}

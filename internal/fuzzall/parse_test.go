@@ -169,6 +169,7 @@ exit status 1
 FAIL	github.com/standbykit/standbykit/p2v	600.5s`)
 	require.True(t, race.Failed)
 	require.True(t, race.deadlineRace())
+	require.EqualValues(t, 41, race.Corpus, "the replay runs the whole corpus")
 
 	crash := feed(`--- FAIL: FuzzPartitionTable (12.00s)
     --- FAIL: FuzzPartitionTable (0.00s)
