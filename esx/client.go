@@ -114,6 +114,7 @@ func Connect(ctx context.Context, cfg Config) (*Host, error) {
 	u.User = nil
 
 	sc := soap.NewClient(u, cfg.Insecure)
+	sc.Client.Transport = boundedSOAP{next: sc.Client.Transport, path: u.Path, limit: maxSOAPAnswer}
 	if cfg.KnownHosts != "" {
 		if err := sc.LoadThumbprints(cfg.KnownHosts); err != nil {
 			return nil, fmt.Errorf("esx: known hosts %s: %w", cfg.KnownHosts, err)

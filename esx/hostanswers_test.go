@@ -1,8 +1,13 @@
 package esx
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -87,4 +92,52 @@ func TestListedSizes(t *testing.T) {
 		_, err := listedSizes("[ds] vm", files)
 		require.ErrorIs(t, err, ErrImplausible, name)
 	}
+}
+
+// A SOAP answer is read up to a limit; datastore transfers are not.
+func TestSOAPAnswersBounded(t *testing.T) {
+	const limit = 1000
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		_, _ = w.Write(bytes.Repeat([]byte("x"), n))
+	}))
+	defer srv.Close()
+	client := &http.Client{Transport: boundedSOAP{next: http.DefaultTransport, path: "/sdk", limit: limit}}
+	read := func(method, path string, n int) (int, error) {
+		req, err := http.NewRequest(method, fmt.Sprintf("%s%s?n=%d", srv.URL, path, n), nil)
+		require.NoError(t, err)
+		res, err := client.Do(req)
+		require.NoError(t, err)
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		return len(b), err
+	}
+	n, err := read(http.MethodPost, "/sdk", limit)
+	require.NoError(t, err)
+	require.Equal(t, limit, n)
+	_, err = read(http.MethodPost, "/sdk", limit+1)
+	require.ErrorIs(t, err, ErrImplausible)
+	n, err = read(http.MethodGet, "/folder/vm-flat.vmdk", 10*limit)
+	require.NoError(t, err, "datastore downloads are not SOAP answers")
+	require.Equal(t, 10*limit, n)
+	n, err = read(http.MethodPost, "/other", 10*limit)
+	require.NoError(t, err)
+	require.Equal(t, 10*limit, n)
+}
+
+// Connect bounds the SOAP answers of the session it makes.
+func TestConnectBoundsSOAPAnswers(t *testing.T) {
+	err := simulator.ESX().Run(func(ctx context.Context, c *vim25.Client) error {
+		u := *c.URL()
+		u.User = simulator.DefaultLogin
+		h, err := Connect(ctx, Config{URL: u.String(), Insecure: true, ApplianceImage: ApplianceImageNone})
+		require.NoError(t, err)
+		defer h.Close(ctx)
+		b, ok := h.Client.Client.Client.Transport.(boundedSOAP)
+		require.True(t, ok, "transport %T", h.Client.Client.Client.Transport)
+		require.EqualValues(t, maxSOAPAnswer, b.limit)
+		require.Equal(t, "/sdk", b.path)
+		return nil
+	})
+	require.NoError(t, err)
 }
