@@ -9,27 +9,18 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/standbykit/standbykit/internal/heapprobe"
 )
 
 // Hostile headers: files that claim enormous sizes and counts, laid out
 // by hand with every checksum right, so that only the bounds stop them.
 // Each must fail with a typed error having allocated little: the budgets
 // below are far under what trusting the claim would take.
-
-// allocated returns the bytes fn allocated (the package's tests do not
-// run in parallel, so the counter is theirs).
-func allocated(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
 
 func hostileInfo() PointInfo {
 	return PointInfo{
@@ -94,7 +85,7 @@ func TestHostileHeaderPrefix(t *testing.T) {
 		le.PutUint32(b[12:], metaLen)
 		le.PutUint32(b[20:], crc(b[:20]))
 		var err error
-		n := allocated(func() { err = openBytes(b, nil) })
+		n := heapprobe.Allocated(func() { err = openBytes(b, nil) })
 		// The largest valid length does not fit an 8 KiB file: incomplete.
 		require.True(t, errors.Is(err, ErrCorrupt) || errors.Is(err, ErrIncomplete), "metadata length %d: %v", metaLen, err)
 		require.Less(t, n, uint64(64<<10), "metadata length %d: allocated %d bytes", metaLen, n)
@@ -114,7 +105,7 @@ func TestHostileMetadata(t *testing.T) {
 	for name, info := range map[string]PointInfo{"1 EiB disk": huge, "20000 disks": manyDisks, "1 TiB blocks": bigBlocks} {
 		data := layImage(t, rawHeader(t, info, 0), zeroEntries(0, 1))
 		var err error
-		n := allocated(func() { err = openBytes(data, nil) })
+		n := heapprobe.Allocated(func() { err = openBytes(data, nil) })
 		require.ErrorIs(t, err, ErrCorrupt, name)
 		// The metadata is read whole and decoded: a few times its size,
 		// never what it claims.
@@ -136,7 +127,7 @@ func TestHostileKDFParameters(t *testing.T) {
 		data := layImage(t, rawHeader(t, info, headerFlagEncrypted), zeroEntries(0, 1))
 		opts := &OpenOptions{Passphrase: []byte("pw")}
 		var err error
-		n := allocated(func() { err = openBytes(data, opts) })
+		n := heapprobe.Allocated(func() { err = openBytes(data, opts) })
 		require.ErrorIs(t, err, ErrCorrupt, "N=%d r=%d p=%d", e.N, e.R, e.P)
 		require.ErrorContains(t, err, "scrypt parameters")
 		require.True(t, opts.keys == nil || len(opts.keys.setKeys) == 0, "no key derived")
@@ -170,7 +161,7 @@ func TestHostileDirectoryAndTrailer(t *testing.T) {
 		mutate(b)
 		retrail(b)
 		var err error
-		n := allocated(func() {
+		n := heapprobe.Allocated(func() {
 			var f *File
 			if f, err = NewFile(bytes.NewReader(b), int64(len(b)), nil); err == nil {
 				err = f.Verify(context.Background(), nil)
@@ -202,7 +193,7 @@ func TestHostileIndexEntries(t *testing.T) {
 			r, err := (&ImagePoint{layers: []*File{f}, workers: 1}).Disk(0)
 			require.NoError(t, err)
 			var n uint64
-			n = allocated(func() { _, err = r.ReadAt(make([]byte, 8192), 0) })
+			n = heapprobe.Allocated(func() { _, err = r.ReadAt(make([]byte, 8192), 0) })
 			require.ErrorIs(t, err, ErrCorrupt, "%+v", e)
 			require.ErrorContains(t, err, "outside the data")
 			require.Less(t, n, uint64(64<<10))
@@ -229,7 +220,7 @@ func TestVerifyZeroBlocksBounded(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var n uint64
-	n = allocated(func() { err = f.Verify(ctx, nil) })
+	n = heapprobe.Allocated(func() { err = f.Verify(ctx, nil) })
 	require.NoError(t, err, "Verify of 131072 zero blocks")
 	// The decoded pages (16 cached) and one block buffer.
 	require.Less(t, n, uint64(64<<20))

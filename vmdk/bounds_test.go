@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"runtime"
 	"strings"
 	"testing"
 	"testing/fstest"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/standbykit/standbykit/internal/heapprobe"
 )
 
 // TestHugeHeaderOffsets: sector offsets whose byte offsets overflow int64
@@ -36,16 +37,6 @@ func TestHugeHeaderOffsets(t *testing.T) {
 // fail with a typed error having allocated little: the budgets are far
 // under what trusting the claim would take.
 
-// allocated returns the bytes fn allocated (the package's tests do not
-// run in parallel, so the counter is theirs).
-func allocated(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
-
 const hostileDesc = "version=1\nCID=00000001\nparentCID=ffffffff\ncreateType=\"monolithicSparse\"\nRW 2048 SPARSE \"d.vmdk\"\n"
 
 func TestHostileSparseHeaders(t *testing.T) {
@@ -66,7 +57,7 @@ func TestHostileSparseHeaders(t *testing.T) {
 		h.encode(b)
 		copy(b[SectorSize:], hostileDesc)
 		var chainErr, openErr error
-		n := allocated(func() {
+		n := heapprobe.Allocated(func() {
 			_, chainErr = OpenChain(fstest.MapFS{"d.vmdk": {Data: b}}, "d.vmdk")
 			_, openErr = OpenSparse(&memFile{b: b}, int64(len(b)))
 		})
@@ -101,7 +92,7 @@ func TestHostileCOWDHeaders(t *testing.T) {
 		}
 		desc := "version=1\nCID=00000002\nparentCID=ffffffff\ncreateType=\"vmfsSparse\"\nRW 2048 VMFSSPARSE \"d-delta.vmdk\"\n"
 		var chainErr, openErr error
-		n := allocated(func() {
+		n := heapprobe.Allocated(func() {
 			var c *Chain
 			c, chainErr = OpenChain(fstest.MapFS{"d.vmdk": {Data: []byte(desc)}, "d-delta.vmdk": {Data: b}}, "d.vmdk")
 			if chainErr == nil {
@@ -147,7 +138,7 @@ func TestHostileDescriptors(t *testing.T) {
 	} {
 		fsys := fstest.MapFS{"d.vmdk": {Data: []byte(tc.desc)}, "s.vmdk": {Data: big}}
 		var err error
-		n := allocated(func() { _, err = OpenChain(fsys, "d.vmdk") })
+		n := heapprobe.Allocated(func() { _, err = OpenChain(fsys, "d.vmdk") })
 		require.ErrorIs(t, err, ErrCorrupt, name)
 		require.Less(t, n, tc.budget, "%s: allocated %d bytes", name, n)
 	}

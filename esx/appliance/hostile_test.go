@@ -6,26 +6,17 @@ import (
 	"errors"
 	"io"
 	"math"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/standbykit/standbykit/internal/heapprobe"
 )
 
 // Hostile payloads and reports: they claim enormous sizes and counts, with
 // right CRCs, so that only the bounds stop them. Each must fail with a
 // typed error having allocated little.
-
-// allocated returns the bytes fn allocated (the package's tests do not
-// run in parallel, so the counter is theirs).
-func allocated(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
 
 // hostileHeader encodes targets and the totals they imply, computed
 // without overflow, into a payload of size bytes (zeros after the header).
@@ -65,7 +56,7 @@ func TestHostilePayloadHeaders(t *testing.T) {
 		b := hostileHeader(targets, 1<<20)
 		var openErr, applyErr error
 		d := NewMemDisk(1<<20, nil)
-		n := allocated(func() {
+		n := heapprobe.Allocated(func() {
 			_, openErr = PayloadID(bytes.NewReader(b), int64(len(b)))
 			_, applyErr = Apply(context.Background(), bytes.NewReader(b), int64(len(b)), []Disk{d}, io.Discard)
 		})
@@ -93,7 +84,7 @@ func TestHostileRecordLength(t *testing.T) {
 	}
 	b := c.assemble()[:4*sectorSize]
 	var err error
-	n := allocated(func() {
+	n := heapprobe.Allocated(func() {
 		_, err = Apply(context.Background(), bytes.NewReader(b), int64(len(b)), []Disk{NewMemDisk(64<<20, nil)}, io.Discard)
 	})
 	require.ErrorIs(t, err, ErrCorrupt)
@@ -111,7 +102,7 @@ func TestHostileReports(t *testing.T) {
 		"a started report, then 1M lines": io.MultiReader(strings.NewReader(start), strings.NewReader(strings.Repeat("\n", 1<<20))),
 	} {
 		var err error
-		n := allocated(func() { err = ReadReport(r, id) })
+		n := heapprobe.Allocated(func() { err = ReadReport(r, id) })
 		require.True(t, errors.Is(err, ErrReport), "%s: %v", name, err)
 		// The JSON noise is decoded line by line, at most 10,000 lines.
 		require.Less(t, n, uint64(32<<20), "%s: allocated %d bytes", name, n)
