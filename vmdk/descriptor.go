@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/standbykit/standbykit/internal/hosttext"
 )
 
 // Create types this package writes or reads.
@@ -236,12 +238,9 @@ func unquote(s string) string {
 	return s
 }
 
-func clip(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "…"
-	}
-	return s
-}
+// clip bounds a piece of a descriptor quoted in an error: the descriptor
+// may come from a host or a damaged file.
+func clip(s string) string { return hosttext.Clip(s, 40+len("…")) }
 
 // parseExtentLine recognizes `ACCESS SECTORS TYPE ["FILE" [OFFSET]]`.
 func parseExtentLine(line string) (Extent, bool, error) {
