@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/standbykit/standbykit/internal/fuzzimage"
 )
 
 // Fuzz inputs of FuzzOpenAndRead are image files in a compact form, and the
@@ -152,14 +154,7 @@ func openAndRead(t *testing.T, data []byte, pw []byte) error {
 		if err != nil {
 			return err
 		}
-		offsets := []int64{0, max(0, disk.Size-int64(f.info.BlockSize))}
-		budget := int64(readBudget)
-		for _, e := range changed {
-			for off := e.Off; off < e.End() && budget > 0; off += int64(len(buf)) {
-				offsets = append(offsets, off)
-				budget -= int64(len(buf))
-			}
-		}
+		offsets := fuzzimage.ReadOffsets(disk.Size-int64(f.info.BlockSize), changed, int64(len(buf)), readBudget)
 		for _, off := range offsets {
 			want := min(int64(len(buf)), disk.Size-off)
 			n, err := r.ReadAt(buf[:want], off)

@@ -60,14 +60,7 @@ func readOrError(t *testing.T, fsys fs.FS, name string) {
 		}
 	}
 	buf := make([]byte, 64<<10)
-	offsets := []int64{0, max(0, c.Size()-int64(len(buf)))}
-	budget := int64(fuzzReadBudget)
-	for _, r := range leaf {
-		for off := r.Off; off < r.End() && budget > 0; off += int64(len(buf)) {
-			offsets = append(offsets, off)
-			budget -= int64(len(buf))
-		}
-	}
+	offsets := fuzzimage.ReadOffsets(c.Size()-int64(len(buf)), leaf, int64(len(buf)), fuzzReadBudget)
 	for _, off := range offsets {
 		want := min(int64(len(buf)), c.Size()-off)
 		n, err := c.ReadAt(buf[:want], off)

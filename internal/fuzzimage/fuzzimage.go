@@ -27,6 +27,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/standbykit/standbykit/internal/extent"
 )
 
 // Unit is the unit of the size field.
@@ -203,4 +205,19 @@ func ReadCorpusFile(path string) ([]byte, error) {
 // WriteCorpusFile writes data as the corpus file at path.
 func WriteCorpusFile(path string, data []byte) error {
 	return os.WriteFile(path, FormatCorpusFile(data), 0o644)
+}
+
+// ReadOffsets returns where a fuzz target reads a disk in reads of step
+// bytes: its start, tail (the offset of its last read), and the start of
+// every step of ranges (the data an image says it holds) until budget
+// bytes are planned, so that a disk claiming terabytes costs little.
+func ReadOffsets(tail int64, ranges []extent.Extent, step, budget int64) []int64 {
+	offsets := []int64{0, max(0, tail)}
+	for _, r := range ranges {
+		for off := r.Off; off < r.End() && budget > 0; off += step {
+			offsets = append(offsets, off)
+			budget -= step
+		}
+	}
+	return offsets
 }

@@ -5,7 +5,10 @@ import (
 	"io"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"testing"
+
+	"github.com/standbykit/standbykit/internal/extent"
 )
 
 func TestSparseRoundTrip(t *testing.T) {
@@ -108,5 +111,13 @@ func TestUnpackHostile(t *testing.T) {
 	// A run far past the end is dropped.
 	if got := Unpack([]byte{2, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 1, 0, 7}, 4096); !bytes.Equal(got, []byte{0, 0}) {
 		t.Errorf("Unpack: %v", got)
+	}
+}
+
+func TestReadOffsets(t *testing.T) {
+	got := ReadOffsets(-5, []extent.Extent{{Off: 100, Len: 25}, {Off: 1 << 40, Len: 1 << 40}}, 10, 50)
+	want := []int64{0, 0, 100, 110, 120, 1 << 40, 1<<40 + 10}
+	if !slices.Equal(got, want) {
+		t.Errorf("ReadOffsets = %v, want %v", got, want)
 	}
 }
