@@ -11,7 +11,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/standbykit/standbykit/bootpoint"
-	"github.com/standbykit/standbykit/esx/esxsim"
 )
 
 // queued is how many boot points wait for the appliance.
@@ -27,12 +26,6 @@ func (b *applianceBatcher) queued() int {
 // same sizes), so a payload's guard alone would match every VM's disks:
 // only the controllers keep each VM's changes on its own disks.
 func TestApplianceBatches(t *testing.T) {
-	if esxsim.RaceDetector {
-		// Concurrent VM destructions race inside vcsim itself
-		// (DestroyTask against DeleteDatastoreFileTask); the test runs in
-		// plain go test ./....
-		t.Skip("vcsim races on concurrent VM destructions: not under -race")
-	}
 	for _, c := range []struct {
 		vms, slots int
 		runs       []int

@@ -138,12 +138,6 @@ func (c countingHost) AddBootPoint(ctx context.Context, vm bootpoint.VM, deltas 
 // Six tasks on two hosts with a per-host limit of 2: never more than two
 // at once on a host (measured), and all complete.
 func TestManagerPerHostLimitOnSimulator(t *testing.T) {
-	if esxsim.RaceDetector {
-		// Two imports at once on one simulator race inside vcsim itself
-		// (an ImportVApp's createVM task against a FindChild); the test
-		// runs in plain go test ./....
-		t.Skip("vcsim races on concurrent VM imports: not under -race")
-	}
 	ctx := context.Background()
 	m := &bootpoint.Manager{StatePath: filepath.Join(t.TempDir(), "state.json"), PerHost: 2, Global: 4}
 	var maxima []*atomic.Int32

@@ -95,6 +95,7 @@ func (s *Simulator) powerOn(vmRef string) func() func() error {
 func (s *Simulator) bootAppliance(vm *simulator.VirtualMachine) {
 	var disks []attachedDisk
 	var report string
+	release := s.serialize()
 	s.model.Map().WithLock(s.lockOwner, vm, func() {
 		for _, d := range vmdisks.Of(vm.Config) {
 			if b := vmdisks.Flat(d); b != nil {
@@ -113,6 +114,7 @@ func (s *Simulator) bootAppliance(vm *simulator.VirtualMachine) {
 			}
 		}
 	})
+	release()
 	fault := s.takeFault()
 	if fault == ApplianceHangs {
 		return

@@ -45,6 +45,14 @@
 // it powers itself off. SetApplianceFault makes its next
 // run hang, damage the data it writes, or cut its report.
 //
+// Clients may call the simulator concurrently. vcsim alone has data races
+// then (its tasks write objects that other calls read without their
+// locks), so esxsim lets one call at a time change the model: a call
+// holds the simulator until every task it started has ended. Long polls
+// for property updates wait outside, and the datastore's files are served
+// over /folder by esxsim itself, from the folder, without touching
+// vcsim's model.
+//
 // The snapshot methods esxsim does not model (CreateSnapshotEx,
 // RevertToCurrentSnapshot, RemoveAllSnapshots, ConsolidateVMDisks) fail
 // with NotSupported instead of running without their disk semantics.

@@ -132,6 +132,7 @@ func (s *Simulator) serveScreenshot(w http.ResponseWriter, r *http.Request, body
 		<-r.Context().Done()
 		return
 	}
+	defer s.serialize()()
 	var p object.DatastorePath
 	if !p.FromString(vmx) {
 		writeFault(w, "esxsim: VM "+name+" has no folder")

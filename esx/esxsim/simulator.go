@@ -50,7 +50,9 @@ type Simulator struct {
 
 	// disks serializes the work on disk files (snapshots, consolidation,
 	// writes into leaves).
-	disks          sync.Mutex
+	disks sync.Mutex
+	// calls lets one SOAP call at a time change vcsim's model (serial.go).
+	calls          sync.Mutex
 	faultMu        sync.Mutex
 	applianceFault ApplianceFault
 	applianceRuns  []int // payloads per run
@@ -95,6 +97,9 @@ func Start(ctx context.Context, dir string) (s *Simulator, err error) {
 		m.Service.HandleFunc(method+" /nfc/", nfc.serve)
 	}
 	m.Service.HandleFunc(http.MethodPost+" /sdk", s.serveSDK)
+	for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete} {
+		m.Service.HandleFunc(method+" /folder/", s.serveFolder)
+	}
 	s.server = m.Service.NewServer()
 	defer func() {
 		if err != nil {

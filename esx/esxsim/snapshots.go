@@ -40,17 +40,22 @@ func (s *Simulator) serveSDK(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
+	if longPoll.Match(body) {
+		s.Service.ServeSDK(w, r)
+		return
+	}
 	call := soapCall.FindSubmatch(body)
 	this := soapThis.FindSubmatch(body)
+	if call != nil && this != nil && string(call[1]) == "CreateScreenshot_Task" {
+		s.serveScreenshot(w, r, body, string(this[1]))
+		return
+	}
+	defer s.serialize()()
 	if call == nil || this == nil {
 		s.Service.ServeSDK(w, r)
 		return
 	}
 	method, ref := string(call[1]), string(this[1])
-	if method == "CreateScreenshot_Task" {
-		s.serveScreenshot(w, r, body, ref)
-		return
-	}
 	var before func() (after func() error)
 	switch method {
 	case "CreateSnapshot_Task":

@@ -218,11 +218,6 @@ func TestBinaryRetriesRunNowAndNextRun(t *testing.T) {
 // URL, the program exits 143, and the next sync makes the boot point.
 // SIGINT while idle exits 130 with the state untouched.
 func TestBinarySignals(t *testing.T) {
-	if esxsim.RaceDetector {
-		// The test polls the simulator while the program works on it:
-		// vcsim races between its task goroutines and property reads.
-		t.Skip("vcsim races when polled while it creates VMs: not under -race")
-	}
 	sim, env := simEnv(t)
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -281,11 +276,6 @@ func TestBinarySignals(t *testing.T) {
 // leaves either no VM or a complete first boot point, whenever it lands;
 // the next sync finishes the job.
 func TestBinarySIGTERMDuringCreation(t *testing.T) {
-	if esxsim.RaceDetector {
-		// The test polls the simulator while the program works on it:
-		// vcsim races between its task goroutines and property reads.
-		t.Skip("vcsim races when polled while it creates VMs: not under -race")
-	}
 	if testing.Short() {
 		t.Skip("imports a 64 MiB disk to have time to interrupt it")
 	}
