@@ -1,7 +1,6 @@
 package p2v
 
 import (
-	"bytes"
 	"errors"
 	"io"
 
@@ -19,11 +18,6 @@ type xfsView struct {
 
 func (v xfsView) OpenFile(path string) (io.Reader, error) {
 	rs, err := v.FileRanges(path)
-	if errors.Is(err, xfs.ErrUnsupported) {
-		// A file small enough to live in its inode.
-		b, err := v.ReadFile(path)
-		return bytes.NewReader(b), err
-	}
 	if err != nil {
 		return nil, err
 	}

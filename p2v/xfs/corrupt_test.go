@@ -127,3 +127,36 @@ func TestCorruptMetadata(t *testing.T) {
 		}
 	}
 }
+
+// A regular file whose inode claims its data lives in the inode (local
+// format, which only directories and symbolic links have; Linux refuses
+// it) is corrupt: neither ReadFile nor FileRanges returns the inode's
+// bytes as the file.
+func TestLocalRegularFile(t *testing.T) {
+	im := v5Image(t)
+	fsys := openImage(t, im)
+	in, err := fsys.Lookup("/etc/fstab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Format == fmtLocal {
+		t.Fatal("fstab is already local")
+	}
+	ioff, _ := fsys.inodeOffset(in.Num)
+	const diFormat, diCRC = 5, 100
+	r := withBlock(t, im, ioff, int64(fsys.inodeSize), func(b []byte) { b[diFormat] = fmtLocal; resum(b, diCRC) })
+	bad, err := Open(r, im.size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := bad.Lookup("/etc/fstab")
+	if err != nil || got.Format != fmtLocal {
+		t.Fatalf("the patched inode reads as format %d (%v), want local", got.Format, err)
+	}
+	if _, err := bad.ReadFile("/etc/fstab"); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("ReadFile = %v, want ErrCorrupt", err)
+	}
+	if _, err := bad.FileRanges("/etc/fstab"); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("FileRanges = %v, want ErrCorrupt", err)
+	}
+}

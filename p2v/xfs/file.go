@@ -99,8 +99,8 @@ func (fs *FS) ReadFile(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !in.IsRegular() {
-		return nil, fmt.Errorf("%q: %w (inode %d, mode %#o)", path, ErrNotRegular, in.Num, in.Mode)
+	if err := checkRegular(path, in); err != nil {
+		return nil, err
 	}
 	b, err := fs.readData(in)
 	if err != nil {
@@ -117,17 +117,27 @@ func (fs *FS) FileRanges(path string) ([]Range, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !in.IsRegular() {
-		return nil, fmt.Errorf("%q: %w (inode %d, mode %#o)", path, ErrNotRegular, in.Num, in.Mode)
-	}
-	if in.Format == fmtLocal {
-		return nil, fmt.Errorf("%q: %w: regular file stored in its inode", path, ErrUnsupported)
+	if err := checkRegular(path, in); err != nil {
+		return nil, err
 	}
 	rs, err := fs.ranges(in, in.Size)
 	if err != nil {
 		return nil, fmt.Errorf("%q: %w", path, err)
 	}
 	return rs, nil
+}
+
+// checkRegular: in is a regular file whose data lies in blocks. XFS keeps
+// only directories and symbolic links in the inode itself; Linux refuses
+// a regular file stored there as corruption, and so does this package.
+func checkRegular(path string, in *Inode) error {
+	if !in.IsRegular() {
+		return fmt.Errorf("%q: %w (inode %d, mode %#o)", path, ErrNotRegular, in.Num, in.Mode)
+	}
+	if in.Format == fmtLocal {
+		return fmt.Errorf("%q: %w: inode %d: a regular file stored in its inode", path, ErrCorrupt, in.Num)
+	}
+	return nil
 }
 
 // readlink returns the target of symbolic link in.
