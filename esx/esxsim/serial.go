@@ -9,9 +9,11 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/vmware/govmomi/simulator"
-	simesx "github.com/vmware/govmomi/simulator/esx"
+	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 )
 
@@ -32,53 +34,85 @@ import (
 // collector reads the objects it reports under their locks.
 var longPoll = regexp.MustCompile(`<(WaitForUpdatesEx|WaitForUpdates|CancelWaitForUpdates)[\s>]`)
 
-// serialize takes the call lock; the function it returns waits for the
-// tasks started meanwhile and releases it.
+// serialize takes the call lock; the function it returns, deferred,
+// waits for the tasks started meanwhile and releases it (at once if the
+// call panicked: vcsim has panics of its own, and net/http goes on after
+// them).
 func (s *Simulator) serialize() (release func()) {
 	s.calls.Lock()
 	return func() {
-		s.awaitTasks()
+		if p := recover(); p != nil {
+			s.calls.Unlock()
+			panic(p)
+		}
+		s.tasks.await(taskWait, s.logf)
 		s.calls.Unlock()
 	}
 }
 
-// awaitTasks waits until no task vcsim knows of is queued or running.
-// Under the call lock only the current call's tasks can be: the tasks of
-// earlier calls ended before their calls released it. A task that starts
-// another (ImportVApp's creates the VM) waits for it, so the list is read
-// again until a pass finds every task ended.
-func (s *Simulator) awaitTasks() {
-	reg := s.model.Map()
-	tm, ok := reg.Get(*simesx.ServiceContent.TaskManager).(*simulator.TaskManager)
-	if !ok {
+// taskWait bounds how long a call holds the simulator for its tasks.
+const taskWait = time.Minute
+
+// runningTasks hears from vcsim's registry (as a handler of its object
+// changes) which tasks are running. Under the call lock, those are the
+// current call's: the tasks of earlier calls ended before their calls
+// released it. A task that starts another (ImportVApp's creates the VM)
+// waits for it. A task a client made with CreateTask is not counted until
+// that client sets it running.
+type runningTasks struct {
+	mu      sync.Mutex
+	running map[types.ManagedObjectReference]bool
+}
+
+func (*runningTasks) Reference() types.ManagedObjectReference {
+	return types.ManagedObjectReference{Type: "EsxsimRunningTasks", Value: "esxsim"}
+}
+
+func (*runningTasks) PutObject(*simulator.Context, mo.Reference) {}
+
+func (rt *runningTasks) UpdateObject(_ *simulator.Context, obj mo.Reference, changes []types.PropertyChange) {
+	t, ok := obj.(*mo.Task)
+	if !ok || !slices.ContainsFunc(changes, func(c types.PropertyChange) bool { return c.Name == "info.state" }) {
 		return
 	}
-	for {
-		var recent []types.ManagedObjectReference
-		reg.WithLock(s.lockOwner, tm, func() { recent = slices.Clone(tm.RecentTask) })
-		waited := false
-		for _, ref := range recent {
-			if s.taskRunning(ref) {
-				s.waitTask(ref)
-				waited = true
-			}
-		}
-		if !waited {
-			return
-		}
+	// vcsim calls this under the task's lock, after applying the changes.
+	running := t.Info.State == types.TaskInfoStateRunning
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.running == nil {
+		rt.running = map[types.ManagedObjectReference]bool{}
+	}
+	if running {
+		rt.running[t.Self] = true
+	} else {
+		delete(rt.running, t.Self)
 	}
 }
 
-// taskRunning tells whether a task is queued or running.
-func (s *Simulator) taskRunning(ref types.ManagedObjectReference) bool {
-	reg := s.model.Map()
-	t, ok := reg.Get(ref).(*simulator.Task)
-	if !ok {
-		return false
+func (rt *runningTasks) RemoveObject(_ *simulator.Context, ref types.ManagedObjectReference) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	delete(rt.running, ref)
+}
+
+// await waits until no task runs, or for at most limit: a task still
+// running then is left running, with a warning, rather than holding
+// every other client.
+func (rt *runningTasks) await(limit time.Duration, logf func(string, ...any)) {
+	deadline := time.Now().Add(limit)
+	for {
+		rt.mu.Lock()
+		n := len(rt.running)
+		rt.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			logf("esxsim: %d tasks still running after %v: letting other calls in", n, limit)
+			return
+		}
+		time.Sleep(time.Millisecond)
 	}
-	var state types.TaskInfoState
-	reg.WithLock(s.lockOwner, t, func() { state = t.Info.State })
-	return state == types.TaskInfoStateQueued || state == types.TaskInfoStateRunning
 }
 
 // serveFolder serves the datastore's files over /folder as ESXi does

@@ -12,9 +12,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/vmware/govmomi/fault"
+	"github.com/vmware/govmomi/vim25/methods"
 	"github.com/vmware/govmomi/vim25/types"
 	"golang.org/x/sync/errgroup"
 
@@ -142,4 +144,20 @@ func TestFolderTransfers(t *testing.T) {
 	code, b = do(http.MethodGet, climb, nil)
 	require.NotEqual(t, http.StatusOK, code)
 	require.NotContains(t, string(b), "secret")
+}
+
+// A call vcsim panics on (CreateTask: its ESX model has no extension
+// manager) fails, and the simulator goes on answering other calls.
+func TestPanickingCallHoldsNothing(t *testing.T) {
+	_, h := start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := h.Client
+	_, err := methods.CreateTask(ctx, c, &types.CreateTask{
+		This: *c.ServiceContent.TaskManager, Obj: c.ServiceContent.RootFolder,
+		TaskTypeId: "com.example.long",
+	})
+	require.Error(t, err)
+	_, err = h.FindVM(ctx, "none")
+	require.ErrorIs(t, err, bootpoint.ErrNotFound)
 }

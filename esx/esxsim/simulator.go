@@ -51,8 +51,10 @@ type Simulator struct {
 	// disks serializes the work on disk files (snapshots, consolidation,
 	// writes into leaves).
 	disks sync.Mutex
-	// calls lets one SOAP call at a time change vcsim's model (serial.go).
+	// calls lets one SOAP call at a time change vcsim's model; tasks
+	// tells it when the call's tasks have ended (serial.go).
 	calls          sync.Mutex
+	tasks          runningTasks
 	faultMu        sync.Mutex
 	applianceFault ApplianceFault
 	applianceRuns  []int // payloads per run
@@ -89,6 +91,7 @@ func Start(ctx context.Context, dir string) (s *Simulator, err error) {
 		return nil, fmt.Errorf("esxsim: creating simulator model: %w", err)
 	}
 	s = &Simulator{Service: m.Service, Dir: dir, model: m, lockOwner: simulator.NewContext()}
+	m.Map().AddHandler(&s.tasks)
 	m.Service.TLS = nil // plain HTTP on localhost; Config sets Insecure anyway
 	// Only these credentials log in (vcsim's default accepts any).
 	m.Service.Listen = &url.URL{User: url.UserPassword(User, Password)}
