@@ -52,12 +52,18 @@ func (v ext4View) OpenFile(path string) (io.Reader, error) {
 
 func (v ext4View) List(dir string) ([]string, error) {
 	entries, err := v.ReadDir(dir)
+	return entryNames(entries, err, func(e ext4.DirEntry) string { return e.Name })
+}
+
+// entryNames is the names of a directory's entries, as a file system's
+// ReadDir returned them.
+func entryNames[E any](entries []E, err error, name func(E) string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
 	names := make([]string, len(entries))
 	for i, e := range entries {
-		names[i] = e.Name
+		names[i] = name(e)
 	}
 	return names, nil
 }

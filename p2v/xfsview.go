@@ -26,14 +26,7 @@ func (v xfsView) OpenFile(path string) (io.Reader, error) {
 
 func (v xfsView) List(dir string) ([]string, error) {
 	entries, err := v.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	names := make([]string, len(entries))
-	for i, e := range entries {
-		names[i] = e.Name
-	}
-	return names, nil
+	return entryNames(entries, err, func(e xfs.DirEntry) string { return e.Name })
 }
 
 func (xfsView) Rewrite(string, []byte) ([]fsPatch, error) { return nil, errXFSReadOnly }
