@@ -51,12 +51,20 @@ func (d *countingDisk) ReadAt(p []byte, off int64) (int, error) {
 //
 //	go test ./p2v -run XXX -bench InspectWindows -benchtime 20x
 func BenchmarkInspectWindows(b *testing.B) {
-	for _, tool := range []string{"hivexsh", "ntfscp", "ntfsresize"} {
+	for _, tool := range []string{"hivexsh", "ntfscp"} {
 		oracle.Require(b, tool)
 	}
 	software := hive(b, softwareScript)
 	system := hive(b, systemScript(false))
-	vol := windowsVolumeFile(b, system, software, false)
+	plan := benchInspect(b, benchDisk(b, windowsVolumeFile(b, system, software, false)))
+	require.Equal(b, ControllerLSILogicSAS, plan.Controller)
+	require.NotEmpty(b, plan.Patches)
+}
+
+// benchDisk grows the NTFS volume file vol to 2 GiB (ntfsresize) and puts
+// it at 1 MiB of a 64 GiB disk with an MBR.
+func benchDisk(b *testing.B, vol string) *countingDisk {
+	oracle.Require(b, "ntfsresize")
 	const volSize = 2 << 30
 	require.NoError(b, os.Truncate(vol, volSize))
 	cmd := exec.Command("ntfsresize", "-f", "-s", "2G", vol)
@@ -65,7 +73,7 @@ func BenchmarkInspectWindows(b *testing.B) {
 	require.NoError(b, err, string(out))
 	f, err := os.Open(vol)
 	require.NoError(b, err)
-	defer f.Close()
+	b.Cleanup(func() { f.Close() })
 
 	mbr := make([]byte, 512)
 	entry := mbr[446:]
@@ -74,17 +82,21 @@ func BenchmarkInspectWindows(b *testing.B) {
 	binary.LittleEndian.PutUint32(entry[8:], partStart/512)
 	binary.LittleEndian.PutUint32(entry[12:], volSize/512)
 	mbr[510], mbr[511] = 0x55, 0xaa
-	disk := &countingDisk{mbr: mbr, vol: f, volSz: volSize, size: 64 << 30}
+	return &countingDisk{mbr: mbr, vol: f, volSz: volSize, size: 64 << 30}
+}
 
+// benchInspect inspects disk b.N times and reports what one inspection
+// reads.
+func benchInspect(b *testing.B, disk *countingDisk) *Plan {
 	var plan *Plan
 	for b.Loop() {
 		disk.bytes.Store(0)
 		disk.reads.Store(0)
+		var err error
 		plan, err = Inspector{}.InspectDisks(context.Background(), []Disk{disk})
 		require.NoError(b, err)
 	}
-	require.Equal(b, ControllerLSILogicSAS, plan.Controller)
-	require.NotEmpty(b, plan.Patches)
 	b.ReportMetric(float64(disk.bytes.Load()), "bytes-read/op")
 	b.ReportMetric(float64(disk.reads.Load()), "reads/op")
+	return plan
 }
