@@ -126,7 +126,7 @@ func Connect(ctx context.Context, cfg Config) (*Host, error) {
 
 	rl := &relogin{user: user}
 	ka := keepalive.NewHandlerSOAP(sc, keepAliveIdle, nil)
-	rl.next = ka
+	rl.next = clipFaults{next: ka}
 	c, err := vim25.NewClient(ctx, rl)
 	if err != nil {
 		if ce, ok := certificateError(ctx, u, cfg.KnownHosts, err); ok {

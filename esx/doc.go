@@ -78,6 +78,13 @@
 // reports NotAuthenticated (as a fault, or per object in a property
 // collector answer), logged in again and the call repeated once.
 //
+// What the host answers is read as untrusted: a SOAP answer is read up to
+// 256 MiB; the text of a fault, of a call or a task, is cut to 1 KiB of
+// one printable line (escape sequences and other control characters
+// replaced), while errors.Is and govmomi's fault.Is still see the fault;
+// snapshot trees and folder listings are checked before they are walked
+// or size reads.
+//
 // # Open questions on real ESXi
 //
 //   - ImportVApp with a hand-built VirtualMachineImportSpec (no OVF):

@@ -17,8 +17,10 @@ import (
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/task"
 	"github.com/vmware/govmomi/vim25"
+	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
 
+	"github.com/standbykit/standbykit/bootpoint"
 	"github.com/standbykit/standbykit/internal/hosttext"
 )
 
@@ -140,4 +142,27 @@ func TestConnectBoundsSOAPAnswers(t *testing.T) {
 		return nil
 	})
 	require.NoError(t, err)
+}
+
+// A fault a host answers a call that is not a task with (here a failed
+// import lease, its message a megabyte with terminal escapes) reaches the
+// caller bounded and printable, and still as govmomi's SOAP fault.
+func TestCallFaultsBounded(t *testing.T) {
+	sim, h := startHost(t)
+	msg := "\x1b]0;owned\x07\x1b[2J" + strings.Repeat("the lease failed;\r\n", 1<<16)
+	sim.Service.AddFaultRule(&simulator.FaultInjectionRule{
+		MethodName: "HttpNfcLeaseComplete", ObjectType: "*", ObjectName: "*",
+		Probability: 1, FaultType: simulator.FaultTypeGeneric, Message: msg,
+		MaxCount: 1, Enabled: true,
+	})
+	contents, _ := baseContents(1)
+	_, err := h.CreateStandby(context.Background(), bootpoint.VMSpec{Name: "sb"}, contents)
+	require.Error(t, err)
+	require.Less(t, len(err.Error()), 2*maxHostError, "%.200s", err)
+	require.NotContains(t, err.Error(), "\x1b")
+	require.NotContains(t, err.Error(), "\n")
+	require.Contains(t, err.Error(), "the lease failed;")
+	var sf interface{ Fault() types.BaseMethodFault }
+	require.ErrorAs(t, err, &sf, "the SOAP fault is still in the chain")
+	require.True(t, soap.IsSoapFault(sf.(error)))
 }
