@@ -55,7 +55,8 @@
 //
 // The snapshot methods esxsim does not model (CreateSnapshotEx,
 // RevertToCurrentSnapshot, RemoveAllSnapshots, ConsolidateVMDisks) fail
-// with NotSupported instead of running without their disk semantics.
+// with NotSupported instead of running without their disk semantics, and
+// so does CreateTask, on which vcsim's ESX model panics.
 // UnusedDiskFiles lists disk files no chain uses, for tests that a
 // sequence of operations leaves nothing behind.
 package esxsim

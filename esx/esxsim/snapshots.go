@@ -28,6 +28,7 @@ var (
 	soapCall   = regexp.MustCompile(`<(CreateScreenshot_Task|PowerOnVM_Task|CreateSnapshot_Task|RemoveSnapshot_Task|RevertToSnapshot_Task|CreateSnapshotEx_Task|RevertToCurrentSnapshot_Task|RemoveAllSnapshots_Task|ConsolidateVMDisks_Task)[\s>]`)
 	soapThis   = regexp.MustCompile(`<_this[^>]*>([^<]+)</_this>`)
 	soapTask   = regexp.MustCompile(`<returnval[^>]*>(task-[^<]+)</returnval>`)
+	createTask = regexp.MustCompile(`<CreateTask[\s>]`)
 	removeKids = regexp.MustCompile(`<removeChildren>\s*(true|1)\s*</removeChildren>`)
 )
 
@@ -42,6 +43,12 @@ func (s *Simulator) serveSDK(w http.ResponseWriter, r *http.Request) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	if longPoll.Match(body) {
 		s.Service.ServeSDK(w, r)
+		return
+	}
+	if createTask.Match(body) {
+		// vcsim's ESX model panics on it and leaves its task manager
+		// locked, which would hang every later task.
+		writeFault(w, "esxsim: CreateTask is not modelled (ESXi has no extension tasks to create)")
 		return
 	}
 	call := soapCall.FindSubmatch(body)
