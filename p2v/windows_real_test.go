@@ -40,29 +40,7 @@ func realHive(t testing.TB, name string) []byte {
 
 // windows10Software is a SOFTWARE hive (made with hivexsh) naming the
 // Windows 10 1709 that regipy's SYSTEM_B comes from.
-const windows10Software = `cd \
-cd ControlSet001
-del
-cd \
-cd Select
-del
-cd \
-add Microsoft
-cd Microsoft
-add Windows NT
-cd Windows NT
-add CurrentVersion
-cd CurrentVersion
-setval 4
-ProductName
-string:Windows 10 Pro
-CurrentBuildNumber
-string:16299
-EditionID
-string:Professional
-InstallationType
-string:Client
-`
+var windows10Software = softwareHiveScript("Windows 10 Pro", "16299", "Professional", "Client")
 
 // realVolume is the fixture volume grown to 48 MiB (ntfsresize) with the
 // given files copied into \Windows\System32\config by ntfscp; it returns
@@ -91,6 +69,17 @@ func realVolume(t testing.TB, files map[string][]byte) string {
 }
 
 // mbrDisk puts a volume at 1 MiB on a disk with an MBR.
+// inspectRealVolume inspects a disk holding realVolume(files).
+func inspectRealVolume(t *testing.T, files map[string][]byte) *Plan {
+	t.Helper()
+	b, err := os.ReadFile(realVolume(t, files))
+	require.NoError(t, err)
+	d, _ := mbrDisk(t, b)
+	plan, err := Inspector{}.InspectDisks(context.Background(), []Disk{bytes.NewReader(d)})
+	require.NoError(t, err)
+	return plan
+}
+
 func mbrDisk(t testing.TB, vol []byte) ([]byte, int64) {
 	const start = 1 << 20
 	disk := make([]byte, start+len(vol))
@@ -172,12 +161,7 @@ func TestInspectRealDirtySystem(t *testing.T) {
 	require.NoError(t, err)
 
 	t.Run("as published: nothing to fix, nothing written", func(t *testing.T) {
-		vol := realVolume(t, map[string][]byte{"SYSTEM": system, "SYSTEM.LOG1": log1, "SYSTEM.LOG2": log2, "SOFTWARE": software})
-		volBytes, err := os.ReadFile(vol)
-		require.NoError(t, err)
-		disk, _ := mbrDisk(t, volBytes)
-		plan, err := Inspector{}.InspectDisks(context.Background(), []Disk{bytes.NewReader(disk)})
-		require.NoError(t, err)
+		plan := inspectRealVolume(t, map[string][]byte{"SYSTEM": system, "SYSTEM.LOG1": log1, "SYSTEM.LOG2": log2, "SOFTWARE": software})
 		require.Equal(t, "windows9_64Guest", plan.GuestID)
 		require.Equal(t, ControllerLSILogicSAS, plan.Controller)
 		// LSI_SAS is boot-start already, every storage filter has its
@@ -269,12 +253,7 @@ func TestInspectRealDirtySystem(t *testing.T) {
 		binary.LittleEndian.PutUint32(soft[4:], binary.LittleEndian.Uint32(soft[8:])+1)
 		binary.LittleEndian.PutUint32(soft[508:], regf.Checksum(soft))
 		require.True(t, regf.NeedsRecovery(soft))
-		v := realVolume(t, map[string][]byte{"SYSTEM": system, "SYSTEM.LOG1": log1, "SYSTEM.LOG2": log2, "SOFTWARE": soft})
-		b, err := os.ReadFile(v)
-		require.NoError(t, err)
-		d, _ := mbrDisk(t, b)
-		plan, err := Inspector{}.InspectDisks(context.Background(), []Disk{bytes.NewReader(d)})
-		require.NoError(t, err)
+		plan := inspectRealVolume(t, map[string][]byte{"SYSTEM": system, "SYSTEM.LOG1": log1, "SYSTEM.LOG2": log2, "SOFTWARE": soft})
 		require.Empty(t, plan.Warnings)
 		require.Equal(t, "windows9_64Guest", plan.GuestID, "the version is read")
 	})
@@ -282,24 +261,14 @@ func TestInspectRealDirtySystem(t *testing.T) {
 	t.Run("damaged log: no fix", func(t *testing.T) {
 		bad := bytes.Clone(log2)
 		bad[len(bad)/3] ^= 0x55 // inside an entry followed by others
-		v := realVolume(t, map[string][]byte{"SYSTEM": system3, "SYSTEM.LOG1": log1, "SYSTEM.LOG2": bad, "SOFTWARE": software})
-		b, err := os.ReadFile(v)
-		require.NoError(t, err)
-		d, _ := mbrDisk(t, b)
-		plan, err := Inspector{}.InspectDisks(context.Background(), []Disk{bytes.NewReader(d)})
-		require.NoError(t, err)
+		plan := inspectRealVolume(t, map[string][]byte{"SYSTEM": system3, "SYSTEM.LOG1": log1, "SYSTEM.LOG2": bad, "SOFTWARE": software})
 		require.Empty(t, plan.Patches)
 		require.Contains(t, strings.Join(plan.Warnings, "\n"), "cannot be replayed")
 		require.Contains(t, strings.Join(plan.Warnings, "\n"), "damaged or inconsistent transaction log")
 	})
 
 	t.Run("replay that grows the hive: no fix", func(t *testing.T) {
-		v := realVolume(t, map[string][]byte{"SYSTEM": system3, "SYSTEM.LOG1": log1, "SYSTEM.LOG2": growingLog(t, log2, len(system3)), "SOFTWARE": software})
-		b, err := os.ReadFile(v)
-		require.NoError(t, err)
-		d, _ := mbrDisk(t, b)
-		plan, err := Inspector{}.InspectDisks(context.Background(), []Disk{bytes.NewReader(d)})
-		require.NoError(t, err)
+		plan := inspectRealVolume(t, map[string][]byte{"SYSTEM": system3, "SYSTEM.LOG1": log1, "SYSTEM.LOG2": growingLog(t, log2, len(system3)), "SOFTWARE": software})
 		require.Empty(t, plan.Patches)
 		warn := strings.Join(plan.Warnings, "\n")
 		require.Contains(t, warn, "LSI_SAS driver boot-start")
@@ -307,15 +276,10 @@ func TestInspectRealDirtySystem(t *testing.T) {
 	})
 
 	t.Run("logs of another hive: no fix", func(t *testing.T) {
-		v := realVolume(t, map[string][]byte{
+		plan := inspectRealVolume(t, map[string][]byte{
 			"SYSTEM": system3, "SOFTWARE": software,
 			"SYSTEM.LOG1": realHive(t, "regipy/UsrClass.dat.LOG1"), "SYSTEM.LOG2": realHive(t, "regipy/UsrClass.dat.LOG2"),
 		})
-		b, err := os.ReadFile(v)
-		require.NoError(t, err)
-		d, _ := mbrDisk(t, b)
-		plan, err := Inspector{}.InspectDisks(context.Background(), []Disk{bytes.NewReader(d)})
-		require.NoError(t, err)
 		require.Empty(t, plan.Patches)
 		require.Contains(t, strings.Join(plan.Warnings, "\n"), "transaction log of another hive")
 	})

@@ -37,7 +37,14 @@ func hive(t testing.TB, script string) string {
 	return path
 }
 
-const softwareScript = `cd \
+// softwareScript is a SOFTWARE hive (made with hivexsh) naming a
+// Windows Server 2019.
+var softwareScript = softwareHiveScript("Windows Server 2019 Standard", "17763", "ServerStandard", "Server")
+
+// softwareHiveScript is a hivexsh script that turns the empty hive into a
+// SOFTWARE hive naming a Windows version, as its CurrentVersion key does.
+func softwareHiveScript(product, build, edition, installation string) string {
+	return `cd \
 cd ControlSet001
 del
 cd \
@@ -52,14 +59,15 @@ add CurrentVersion
 cd CurrentVersion
 setval 4
 ProductName
-string:Windows Server 2019 Standard
+string:` + product + `
 CurrentBuildNumber
-string:17763
+string:` + build + `
 EditionID
-string:ServerStandard
+string:` + edition + `
 InstallationType
-string:Server
+string:` + installation + `
 `
+}
 
 // systemScript gives the machine LSI SAS and AHCI drivers (not started at
 // boot) in two control sets; withPVSCSI keeps VMware's paravirtual one.
