@@ -81,10 +81,9 @@ func TestManagerFollowsNewChain(t *testing.T) {
 		Standby: &bootpoint.Standby{Hypervisor: hv, Inspector: movingPatches{}, VM: bootpoint.VMSpec{Name: "a-standby"}}}
 	m := &bootpoint.Manager{StatePath: filepath.Join(t.TempDir(), "state.json"), Tasks: []*bootpoint.Task{task}}
 	tick := func() bootpoint.TaskResult {
-		res, err := m.Tick(ctx)
-		require.NoError(t, err)
-		require.NoError(t, res[0].Err)
-		return res[0]
+		r := tickOne(t, m)
+		require.NoError(t, r.Err)
+		return r
 	}
 	tick()
 	_, err := sample.ExtendFull(ctx, older, 9, nil)

@@ -64,3 +64,21 @@ func verifyAllOf(t *testing.T, task *bootpoint.Task) []bootpoint.BootPoint {
 	defer set.Close()
 	return verifyAll(t, task.Standby, set)
 }
+
+// tickOne runs one tick of a manager with one task and returns the
+// task's result.
+func tickOne(t *testing.T, m *bootpoint.Manager) bootpoint.TaskResult {
+	t.Helper()
+	res, err := m.Tick(context.Background())
+	require.NoError(t, err)
+	require.Len(t, res, 1)
+	return res[0]
+}
+
+// taskState is what the manager's state file keeps of a task.
+func taskState(t *testing.T, m *bootpoint.Manager, name string) bootpoint.TaskState {
+	t.Helper()
+	st, err := m.Status()
+	require.NoError(t, err)
+	return st[name]
+}

@@ -137,30 +137,19 @@ func TestManagerDivergedTask(t *testing.T) {
 	task := &bootpoint.Task{Name: "web", Images: sampleDir(t, 1, 3), Trigger: bootpoint.Trigger{Kind: bootpoint.EveryN, N: 1},
 		Standby: &bootpoint.Standby{Hypervisor: hv, VM: bootpoint.VMSpec{Name: "web-standby"}}}
 	m := &bootpoint.Manager{StatePath: filepath.Join(t.TempDir(), "state.json"), Tasks: []*bootpoint.Task{task}}
-	tick := func() bootpoint.TaskResult {
-		res, err := m.Tick(ctx)
-		require.NoError(t, err)
-		require.Len(t, res, 1)
-		return res[0]
-	}
-	require.NoError(t, tick().Err)
-	state := func() bootpoint.TaskState {
-		st, err := m.Status()
-		require.NoError(t, err)
-		return st["web"]
-	}
+	require.NoError(t, tickOne(t, m).Err)
 
 	require.NoError(t, hv.WriteDisk("web-standby", 0, 4096, make([]byte, 512)))
 	_, err := sample.Extend(ctx, task.Images, 1, 11, nil)
 	require.NoError(t, err)
-	r := tick()
+	r := tickOne(t, m)
 	require.ErrorIs(t, r.Err, bootpoint.ErrDiverged)
-	require.True(t, state().Diverged)
-	require.False(t, tick().Ran, "a diverged task waits for an operator")
+	require.True(t, taskState(t, m, "web").Diverged)
+	require.False(t, tickOne(t, m).Ran, "a diverged task waits for an operator")
 
 	require.NoError(t, m.Discard(ctx, "web"))
-	require.False(t, state().Diverged)
-	r = tick()
+	require.False(t, taskState(t, m, "web").Diverged)
+	r = tickOne(t, m)
 	require.NoError(t, r.Err)
 	require.True(t, r.Ran)
 	require.Len(t, verifyAllOf(t, task), 2)
@@ -168,9 +157,9 @@ func TestManagerDivergedTask(t *testing.T) {
 	require.NoError(t, m.KeepFailedOver("web"))
 	_, err = sample.Extend(ctx, task.Images, 1, 12, nil)
 	require.NoError(t, err)
-	r = tick()
+	r = tickOne(t, m)
 	require.False(t, r.Ran, "a failed-over task makes no boot point")
-	require.True(t, state().FailedOver)
+	require.True(t, taskState(t, m, "web").FailedOver)
 	_, err = m.RunNow(ctx, "web")
 	require.NoError(t, err)
 	require.Len(t, verifyAllOf(t, task), 2, "not even when forced")

@@ -50,32 +50,22 @@ func TestResizedDiskNeedsDecision(t *testing.T) {
 			task := &bootpoint.Task{Name: "web", Images: dir, Trigger: bootpoint.Trigger{Kind: bootpoint.Immediately},
 				Standby: &bootpoint.Standby{Hypervisor: hv, Inspector: movingPatches{}, VM: bootpoint.VMSpec{Name: "web-standby"}}}
 			m := &bootpoint.Manager{StatePath: filepath.Join(t.TempDir(), "state.json"), Tasks: []*bootpoint.Task{task}}
-			tick := func() bootpoint.TaskResult {
-				res, err := m.Tick(ctx)
-				require.NoError(t, err)
-				return res[0]
-			}
-			state := func() bootpoint.TaskState {
-				st, err := m.Status()
-				require.NoError(t, err)
-				return st["web"]
-			}
-			require.NoError(t, tick().Err)
+			require.NoError(t, tickOne(t, m).Err)
 			_, err = sample.Extend(ctx, dir, 1, 13, nil)
 			require.NoError(t, err)
-			require.NoError(t, tick().Err)
+			require.NoError(t, tickOne(t, m).Err)
 			before := verifyAllOf(t, task)
 			require.Len(t, before, 2)
 
 			resized, err := sample.ExtendResized(ctx, dir, tc.size, 14, nil)
 			require.NoError(t, err)
-			r := tick()
+			r := tickOne(t, m)
 			var re *bootpoint.ResizeError
 			require.ErrorAs(t, r.Err, &re)
 			require.ErrorIs(t, r.Err, aipimage.ErrDiskResized)
 			require.Equal(t, bootpoint.ResizeError{Sequence: resized.Sequence, BootPoint: 2, Disk: 0, Old: start, New: tc.size}, *re)
-			require.Contains(t, state().NeedsDecision, "reseed")
-			r = tick()
+			require.Contains(t, taskState(t, m, "web").NeedsDecision, "reseed")
+			r = tickOne(t, m)
 			require.False(t, r.Ran, "the task waits for a decision")
 			require.NoError(t, r.Err)
 			_, bps, err := task.Standby.BootPoints(ctx)
@@ -103,7 +93,7 @@ func TestResizedDiskNeedsDecision(t *testing.T) {
 			_, err = m.Reseed(ctx, "web")
 			require.ErrorContains(t, err, "connection lost")
 			require.Equal(t, []string{"web-standby-reseed-0003"}, mem.VMs())
-			require.Equal(t, "web-standby-reseed-0003", state().ReseedVM)
+			require.Equal(t, "web-standby-reseed-0003", taskState(t, m, "web").ReseedVM)
 			_, err = m.Reseed(ctx, "web")
 			require.NoError(t, err)
 
@@ -113,7 +103,7 @@ func TestResizedDiskNeedsDecision(t *testing.T) {
 			bps = verifyAllOf(t, task)
 			require.Len(t, bps, 1)
 			require.Equal(t, resized.PointID, bps[0].Meta.PointID)
-			st := state()
+			st := taskState(t, m, "web")
 			require.Empty(t, st.NeedsDecision)
 			require.Empty(t, st.ReseedVM)
 			require.Equal(t, resized.Sequence, st.LastSequence)
@@ -122,7 +112,7 @@ func TestResizedDiskNeedsDecision(t *testing.T) {
 
 			_, err = sample.Extend(ctx, dir, 1, 15, nil)
 			require.NoError(t, err)
-			r = tick()
+			r = tickOne(t, m)
 			require.NoError(t, r.Err)
 			require.True(t, r.Ran)
 			require.Len(t, verifyAllOf(t, task), 2)

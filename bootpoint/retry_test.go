@@ -23,7 +23,6 @@ import (
 // delay that doubles, not at tomorrow's slot; its state keeps the attempt,
 // the success and the error apart.
 func TestManagerRetriesAFailedRun(t *testing.T) {
-	ctx := context.Background()
 	now := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
 	failures := 3
 	hv := &hypervisortest.Memory{Fail: func(step string) error {
@@ -37,21 +36,11 @@ func TestManagerRetriesAFailedRun(t *testing.T) {
 		Standby: &bootpoint.Standby{Hypervisor: hv, VM: bootpoint.VMSpec{Name: "web-standby"}}}
 	m := &bootpoint.Manager{StatePath: filepath.Join(t.TempDir(), "state.json"), Tasks: []*bootpoint.Task{task},
 		Now: func() time.Time { return now }}
-	tick := func() bootpoint.TaskResult {
-		res, err := m.Tick(ctx)
-		require.NoError(t, err)
-		return res[0]
-	}
-	state := func() bootpoint.TaskState {
-		st, err := m.Status()
-		require.NoError(t, err)
-		return st["web"]
-	}
 
-	r := tick()
+	r := tickOne(t, m)
 	require.True(t, r.Ran)
 	require.ErrorContains(t, r.Err, "host busy")
-	st := state()
+	st := taskState(t, m, "web")
 	require.Equal(t, 1, st.Failures)
 	require.Equal(t, now, st.LastAttempt)
 	require.True(t, st.LastSuccess.IsZero(), "a failed run is not a success")
@@ -61,22 +50,22 @@ func TestManagerRetriesAFailedRun(t *testing.T) {
 	require.Equal(t, now.Add(time.Minute), task.NextRun(now, st))
 
 	now = now.Add(30 * time.Second)
-	require.False(t, tick().Ran, "before its retry time")
+	require.False(t, tickOne(t, m).Ran, "before its retry time")
 	for i, delay := range []time.Duration{2 * time.Minute, 4 * time.Minute} {
-		now = state().RetryAt
-		r = tick()
+		now = taskState(t, m, "web").RetryAt
+		r = tickOne(t, m)
 		require.True(t, r.Ran)
 		require.Error(t, r.Err)
-		st = state()
+		st = taskState(t, m, "web")
 		require.Equal(t, i+2, st.Failures)
 		require.Equal(t, now.Add(delay), st.RetryAt, "failure %d", st.Failures)
 	}
 
-	now = state().RetryAt // 03:07, the host no longer fails
-	r = tick()
+	now = taskState(t, m, "web").RetryAt // 03:07, the host no longer fails
+	r = tickOne(t, m)
 	require.NoError(t, r.Err)
 	require.True(t, r.Ran)
-	st = state()
+	st = taskState(t, m, "web")
 	require.Zero(t, st.Failures)
 	require.Empty(t, st.LastError)
 	require.True(t, st.RetryAt.IsZero())

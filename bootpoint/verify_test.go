@@ -92,41 +92,31 @@ func TestScheduledFullVerification(t *testing.T) {
 		Standby:         &bootpoint.Standby{Hypervisor: mem, VM: bootpoint.VMSpec{Name: "web-standby"}}}
 	m := &bootpoint.Manager{StatePath: filepath.Join(t.TempDir(), "state.json"), Tasks: []*bootpoint.Task{task},
 		Now: func() time.Time { return now }}
-	tick := func() bootpoint.TaskResult {
-		res, err := m.Tick(ctx)
-		require.NoError(t, err)
-		return res[0]
-	}
-	state := func() bootpoint.TaskState {
-		st, err := m.Status()
-		require.NoError(t, err)
-		return st["web"]
-	}
-	r := tick()
+	r := tickOne(t, m)
 	require.NoError(t, r.Err)
 	require.NotNil(t, r.Verify, "no full verification yet: one is due")
 	require.True(t, r.Verify.Full)
 	require.Equal(t, int64(2<<20), r.Verify.Bytes)
-	require.Equal(t, now, state().LastFullVerify)
+	require.Equal(t, now, taskState(t, m, "web").LastFullVerify)
 
 	now = now.Add(24 * time.Hour)
-	require.Nil(t, tick().Verify, "not due again for a week")
+	require.Nil(t, tickOne(t, m).Verify, "not due again for a week")
 
 	// A host that loses data, with read-back off: the boot point is bad.
 	mem.Drop, task.Standby.SkipReadBack = true, true
 	_, err := sample.Extend(ctx, task.Images, 1, 22, nil)
 	require.NoError(t, err)
-	r = tick()
+	r = tickOne(t, m)
 	require.NoError(t, r.Err)
 	require.True(t, r.Ran)
 	require.Nil(t, r.Verify)
 
 	now = now.Add(7 * 24 * time.Hour)
-	r = tick()
+	r = tickOne(t, m)
 	var mismatch *bootpoint.MismatchError
 	require.ErrorAs(t, r.Err, &mismatch)
 	require.NotNil(t, r.Verify)
-	require.Contains(t, state().LastVerifyError, "differs")
+	require.Contains(t, taskState(t, m, "web").LastVerifyError, "differs")
 
 	// Verifying what the boot point wrote finds it too, at a fraction of
 	// the cost.
