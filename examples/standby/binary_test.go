@@ -114,6 +114,18 @@ func simEnv(t *testing.T) (*esxsim.Simulator, []string) {
 		esx.EnvApplianceImage + "=" + esx.ApplianceImageNone}
 }
 
+// useSim starts a simulator and points this process's environment at it,
+// for tests that run the commands in process.
+func useSim(t *testing.T) *esxsim.Simulator {
+	t.Helper()
+	sim, env := simEnv(t)
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	return sim
+}
+
 func writeConfig(t *testing.T, path, doc string) {
 	t.Helper()
 	require.NoError(t, os.WriteFile(path, []byte(doc), 0o644))

@@ -66,13 +66,7 @@ func TestUsage(t *testing.T) {
 // as a real host would.
 func TestManagerCommands(t *testing.T) {
 	ctx := context.Background()
-	sim, err := esxsim.Start(ctx, t.TempDir())
-	require.NoError(t, err)
-	defer sim.Close()
-	t.Setenv("GOVC_URL", sim.URL())
-	t.Setenv("GOVC_INSECURE", "true")
-	t.Setenv("GOVC_DATASTORE", esxsim.Datastore)
-	t.Setenv(esx.EnvApplianceImage, esx.ApplianceImageNone)
+	sim := useSim(t)
 
 	dir := t.TempDir()
 	for i, name := range []string{"web01", "db01"} {
@@ -109,7 +103,7 @@ func TestManagerCommands(t *testing.T) {
 	require.Equal(t, 1, st["db01"].BootPoints)
 
 	cmd("pause", "web01")
-	_, err = sample.Extend(ctx, filepath.Join(dir, "web01"), 1, 5, nil)
+	_, err := sample.Extend(ctx, filepath.Join(dir, "web01"), 1, 5, nil)
 	require.NoError(t, err)
 	require.Contains(t, cmd("sync"), "web01: paused")
 	require.Equal(t, "paused", status()["web01"].State)
